@@ -1,0 +1,1 @@
+"""fad_d2: FAD / RepShare neural architecture search for Detectron2 heads."""
