@@ -1,0 +1,74 @@
+"""All configuration keys fad_d2 adds to Detectron2's defaults.
+
+``add_fad_config(cfg)`` is the only place a new key is declared; nothing reads a key that is not
+declared here.  Every key has its default and a short comment (paper = the FAD paper,
+"Representation Sharing for Fast Object Detector Search and Beyond").
+"""
+from detectron2.config import CfgNode as CN
+
+
+def _add_fcos_config(cfg):
+    """``MODEL.FCOS``: one key per constructor argument of Detectron2's ``FCOS`` and its head."""
+    cfg.MODEL.FCOS = CN()
+    cfg.MODEL.FCOS.HEAD_NAME = "FCOSHead"  # a name in FCOS_HEAD_REGISTRY (FCOSHead = stock, FADHead)
+    cfg.MODEL.FCOS.NUM_CLASSES = 80
+    cfg.MODEL.FCOS.IN_FEATURES = ["p3", "p4", "p5", "p6", "p7"]
+    cfg.MODEL.FCOS.NUM_CONVS = 4  # convs per tower of the stock head
+    cfg.MODEL.FCOS.NORM = "GN"  # norm of the stock head's tower convs
+    cfg.MODEL.FCOS.PRIOR_PROB = 0.01  # classification bias init, -log((1 - p) / p)
+    cfg.MODEL.FCOS.CENTER_SAMPLING_RADIUS = 1.5  # in units of the level's stride
+    cfg.MODEL.FCOS.FOCAL_LOSS_ALPHA = 0.25
+    cfg.MODEL.FCOS.FOCAL_LOSS_GAMMA = 2.0
+    cfg.MODEL.FCOS.SCORE_THRESH_TEST = 0.2  # on sqrt(cls * centerness)
+    cfg.MODEL.FCOS.TOPK_CANDIDATES_TEST = 1000  # per level, before NMS
+    cfg.MODEL.FCOS.NMS_THRESH_TEST = 0.6
+    cfg.MODEL.FCOS.DETECTIONS_PER_IMAGE = 100
+
+
+def _add_fad_head_config(cfg):
+    """``MODEL.FAD``: the searchable module of the one-stage heads (paper §3.1, Fig. 1)."""
+    cfg.MODEL.FAD = CN()
+    cfg.MODEL.FAD.SEARCH_SPACE = "full"  # full | no_decouple | subset1 | subset2 | std_only | ...
+    cfg.MODEL.FAD.REPSHARE = True  # share intermediate representations (12 instead of 26)
+    cfg.MODEL.FAD.INNER_CHANNELS = [96, 96]  # c' of the transformation blocks, per group (box, cls)
+    cfg.MODEL.FAD.NUM_CELLS = [2, 2]  # M per group for a derived head (search always uses M = 1)
+    cfg.MODEL.FAD.NUM_NODES = 3  # intermediate nodes per cell
+    cfg.MODEL.FAD.NORM = "GN"
+    cfg.MODEL.FAD.GENOTYPE = ""  # genotype JSON: empty = search supernet, a path = derived head
+    cfg.MODEL.FAD.LAYOUT = "sequential"  # sequential (paper) | parallel (appendix 6.1 ablation)
+    cfg.MODEL.FAD.BOX_FIRST = True  # box/centerness from group 1, classes from group 2 (paper)
+
+
+def _add_fad_mask_config(cfg):
+    """``MODEL.FAD_MASK``: one group of cells replacing Mask R-CNN's mask-head convs (§3.1)."""
+    cfg.MODEL.FAD_MASK = CN()
+    cfg.MODEL.FAD_MASK.SEARCH_SPACE = "full"
+    cfg.MODEL.FAD_MASK.REPSHARE = True
+    cfg.MODEL.FAD_MASK.INNER_CHANNELS = 96  # c' (paper: 64 in search, 96 when training)
+    cfg.MODEL.FAD_MASK.NUM_CELLS = 2  # M for a derived head (search uses M = 1)
+    cfg.MODEL.FAD_MASK.NUM_NODES = 3
+    cfg.MODEL.FAD_MASK.NORM = "GN"
+    cfg.MODEL.FAD_MASK.GENOTYPE = ""
+
+
+def _add_search_config(cfg):
+    """``SEARCH``: the bilevel architecture search (paper §3.2, appendix 6.1/6.2)."""
+    cfg.SEARCH = CN()
+    cfg.SEARCH.SPLIT_RATIO = 0.5  # fraction of training images in the w-half (the rest: α-half)
+    cfg.SEARCH.SPLIT_SEED = 0
+    cfg.SEARCH.SPLIT_DATA = True  # False: both steps draw from the whole set (released code)
+    cfg.SEARCH.ALPHA_LR = 3e-4  # Adam for α (DARTS defaults)
+    cfg.SEARCH.ALPHA_BETAS = (0.5, 0.999)
+    cfg.SEARCH.ALPHA_WEIGHT_DECAY = 1e-3
+    cfg.SEARCH.DERIVE_PERIOD = 2500  # derive a discrete architecture every N iterations
+    cfg.SEARCH.STOP_WHEN_STABLE = True  # stop when a derivation equals the previous one
+
+
+def add_fad_config(cfg):
+    """Add every fad_d2 key (``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``, ``MODEL.FAD``,
+    ``MODEL.FAD_MASK``, ``SEARCH``) with its default to a Detectron2 ``CfgNode``, in place."""
+    _add_fcos_config(cfg)
+    cfg.MODEL.RETINANET.HEAD_NAME = "RetinaNetHead"  # a name in RETINANET_HEAD_REGISTRY
+    _add_fad_head_config(cfg)
+    _add_fad_mask_config(cfg)
+    _add_search_config(cfg)

@@ -1,0 +1,44 @@
+"""Build the frozen config of a run from the command line, with one-line errors."""
+import os
+
+from detectron2.config import get_cfg
+from detectron2.engine import default_setup
+
+from ..config import add_fad_config
+
+
+class ConfigError(ValueError):
+    """A config file or a command-line override that cannot be used; the message names it."""
+
+
+def load_cfg(config_file, opts=()):
+    """Return the (unfrozen) config: Detectron2 defaults + :func:`add_fad_config` + file + opts.
+
+    Raises :class:`ConfigError` for a missing file, a key that does not exist (a typo) or a
+    value of the wrong type, naming the file or override.
+    """
+    cfg = get_cfg()
+    add_fad_config(cfg)
+    if not os.path.isfile(config_file):
+        raise ConfigError(f"config file not found: {config_file}")
+    try:
+        cfg.merge_from_file(config_file)
+    except (KeyError, ValueError, AssertionError, TypeError) as e:
+        raise ConfigError(f"{config_file}: {_reason(e)}") from None
+    try:
+        cfg.merge_from_list(list(opts))
+    except (KeyError, ValueError, AssertionError, TypeError) as e:
+        raise ConfigError(f"command-line override {list(opts)}: {_reason(e)}") from None
+    return cfg
+
+
+def _reason(exc):
+    return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+def setup_cfg(args):
+    """``get_cfg`` → ``add_fad_config`` → file → overrides → freeze → ``default_setup``."""
+    cfg = load_cfg(args.config_file, args.opts)
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg

@@ -1,0 +1,28 @@
+"""``DefaultTrainer`` with the stock COCO evaluator and early dataset checks."""
+import os
+
+from detectron2.engine import DefaultTrainer
+from detectron2.evaluation import COCOEvaluator
+
+from ..data import check_dataset_available
+
+
+class Trainer(DefaultTrainer):
+    """Detectron2's trainer, evaluating with ``COCOEvaluator(use_fast_impl=False)`` (pycocotools,
+    so no compiled Detectron2 op is needed) and checking that every dataset exists first."""
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        for name in cfg.DATASETS.TRAIN:
+            check_dataset_available(name)
+        return super().build_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        check_dataset_available(dataset_name)
+        return super().build_test_loader(cfg, dataset_name)

@@ -1,0 +1,48 @@
+"""Every YAML in configs/ loads and builds its model on the CPU; bad configs fail clearly."""
+import glob
+import os
+
+import pytest
+from detectron2.modeling import build_model
+
+import fad_d2  # noqa: F401
+from fad_d2.engine.setup import ConfigError, load_cfg
+from tests.conftest import CONFIGS
+from tests.modeling.utils import cpu_cfg
+
+ALL_CONFIGS = sorted(
+    os.path.relpath(p, CONFIGS) for p in glob.glob(os.path.join(CONFIGS, "**", "*.yaml"), recursive=True)
+)
+
+
+@pytest.mark.parametrize("relpath", ALL_CONFIGS)
+def test_config_builds(relpath):
+    cfg = cpu_cfg(os.path.join(CONFIGS, relpath))
+    model = build_model(cfg)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_config_key_typo_names_the_key(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text('_BASE_: "%s"\nMODEL:\n  FCOS:\n    NUM_CLASSE: 3\n' % os.path.join(CONFIGS, "Base-FCOS.yaml"))
+    with pytest.raises(ConfigError) as e:
+        load_cfg(str(bad))
+    msg = str(e.value)
+    assert "\n" not in msg and str(bad) in msg and "MODEL.FCOS.NUM_CLASSE" in msg
+
+
+def test_override_typo_names_the_key():
+    with pytest.raises(ConfigError, match="SOLVER.BASE_LRR"):
+        load_cfg(os.path.join(CONFIGS, "Base-FCOS.yaml"), ["SOLVER.BASE_LRR", "0.1"])
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
+        load_cfg("nope.yaml")
+
+
+def test_unknown_head_name_lists_registry():
+    cfg = cpu_cfg(os.path.join(CONFIGS, "Base-FCOS.yaml"), "MODEL.FCOS.HEAD_NAME", "NoSuchHead",
+                  "MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64")
+    with pytest.raises(KeyError, match="NoSuchHead"):
+        build_model(cfg)
