@@ -62,6 +62,7 @@ def _add_search_config(cfg):
     cfg.SEARCH.ALPHA_WEIGHT_DECAY = 1e-3
     cfg.SEARCH.DERIVE_PERIOD = 2500  # derive a discrete architecture every N iterations
     cfg.SEARCH.STOP_WHEN_STABLE = True  # stop when a derivation equals the previous one
+    cfg.SEARCH.TRAIN_CONFIG = ""  # config that trains the derived genotype (named in the last line)
 
 
 def add_fad_config(cfg):

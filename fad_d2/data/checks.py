@@ -1,0 +1,129 @@
+"""One-line, explicit errors for datasets that are missing, corrupted or empty.
+
+Detectron2 registers COCO, LVIS, Pascal VOC, Cityscapes, ... with paths under
+``$DETECTRON2_DATASETS`` (default ``./datasets``) and only fails deep inside loading when they are
+absent; :func:`check_dataset_available` says up front which path is missing and what to set.
+:func:`load_coco_json_checked` is Detectron2's ``load_coco_json`` after a validation of the file
+that names the file and the first thing wrong with it.
+"""
+import json
+import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+
+# Metadata keys under which Detectron2's builtin datasets (and ours) keep their files.
+_PATH_KEYS = (
+    "json_file",
+    "image_root",
+    "dirname",
+    "image_dir",
+    "gt_dir",
+    "sem_seg_root",
+    "panoptic_root",
+    "panoptic_json",
+)
+_REQUIRED = {
+    "images": ("id", "file_name", "height", "width"),
+    "annotations": ("image_id", "bbox", "category_id"),
+    "categories": ("id", "name"),
+}
+
+
+def _env_hint(env):
+    value = os.environ.get(env)
+    if value:
+        return f"{env}={value!r}"
+    return f"{env} is unset, so the default './datasets' below {os.getcwd()!r} is used"
+
+
+def check_dataset_available(name: str) -> None:
+    """Raise a one-line error unless the files of registered dataset ``name`` exist.
+
+    Checks every path-valued metadata entry (``json_file``, ``image_root``, ``dirname``, ...).
+    Datasets generated on demand (metadata ``generated_on_demand``, e.g. ``fad_synth_*``) pass.
+
+    Raises:
+        KeyError: ``name`` is not registered.
+        FileNotFoundError: a file or folder of ``name`` is missing; the message names the dataset,
+            the path and the environment variable that relocates it.
+    """
+    if name not in DatasetCatalog:
+        raise KeyError(
+            f"Dataset '{name}' is not registered; registered datasets include: "
+            + ", ".join(sorted(DatasetCatalog.list())[:12])
+            + ", ..."
+        )
+    metadata = MetadataCatalog.get(name)
+    if metadata.get("generated_on_demand", False):
+        return
+    env = metadata.get("data_env", "DETECTRON2_DATASETS")
+    for key in _PATH_KEYS:
+        path = metadata.get(key)
+        if isinstance(path, str) and not os.path.exists(path):
+            raise FileNotFoundError(
+                f"Dataset '{name}': {key} '{path}' does not exist; set {env} to the folder that "
+                f"holds the datasets ({_env_hint(env)})"
+            )
+
+
+def _problem(data):
+    """The first thing that keeps ``data`` from being a usable COCO instances dict, or None."""
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        return f"holds a JSON {kind}, not an object with 'images', 'annotations', 'categories'"
+    for key, fields in _REQUIRED.items():
+        if key not in data:
+            return f"is missing key '{key}'"
+        if not isinstance(data[key], list):
+            return f"has '{key}' of type {type(data[key]).__name__}, expected a list"
+        if not data[key]:
+            return f"is empty: 0 {key}"
+        for index, entry in enumerate(data[key]):
+            missing = [f for f in fields if not isinstance(entry, dict) or f not in entry]
+            if missing:
+                return f"has {key}[{index}] without key '{missing[0]}'"
+    image_ids = {image["id"] for image in data["images"]}
+    category_ids = {category["id"] for category in data["categories"]}
+    for index, annotation in enumerate(data["annotations"]):
+        bbox, image_id = annotation["bbox"], annotation["image_id"]
+        category_id = annotation["category_id"]
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            return f"has annotations[{index}] with bbox {bbox!r}, expected [x, y, width, height]"
+        if image_id not in image_ids:
+            return f"has annotations[{index}] with image_id {image_id!r} not in 'images'"
+        if category_id not in category_ids:
+            return f"has annotations[{index}] with category_id {category_id!r} not in 'categories'"
+    return None
+
+
+def load_coco_json_checked(json_file, image_root, dataset_name=None, extra_annotation_keys=None):
+    """Validate a COCO instances file, then load it with Detectron2's ``load_coco_json``.
+
+    Raises:
+        FileNotFoundError: ``json_file`` or ``image_root`` does not exist.
+        ValueError: ``json_file`` is not valid JSON, lacks a key or field, has 0 images,
+            annotations or categories, or refers to unknown image/category ids. The one-line
+            message names the dataset, the file and the problem.
+    """
+    where = f"annotation file '{json_file}'"
+    if dataset_name:
+        where = f"Dataset '{dataset_name}': {where}"
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(f"{where} does not exist")
+    if not os.path.isdir(image_root):
+        raise FileNotFoundError(f"{where}: image folder '{image_root}' does not exist")
+    try:
+        with open(json_file, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{where} is not valid JSON: not UTF-8 text at byte {e.start}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{where} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+        ) from None
+    problem = _problem(data)
+    if problem:
+        raise ValueError(f"{where} {problem}")
+    del data
+    return load_coco_json(json_file, image_root, dataset_name, extra_annotation_keys)
