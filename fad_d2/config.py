@@ -60,6 +60,7 @@ def _add_search_config(cfg):
     cfg.SEARCH.ALPHA_LR = 3e-4  # Adam for α (DARTS defaults)
     cfg.SEARCH.ALPHA_BETAS = (0.5, 0.999)
     cfg.SEARCH.ALPHA_WEIGHT_DECAY = 1e-3
+    cfg.SEARCH.GRAD_CLIP_NORM = 20.0  # global L2 clip of the w gradients (paper: 20; 0 = off)
     cfg.SEARCH.DERIVE_PERIOD = 2500  # derive a discrete architecture every N iterations
     cfg.SEARCH.STOP_WHEN_STABLE = True  # stop when a derivation equals the previous one
     cfg.SEARCH.TRAIN_CONFIG = ""  # config that trains the derived genotype (named in the last line)

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the embedded dataset: train the demo FCOS and evaluate it with COCOEvaluator.
+# The main job on the embedded dataset: demo search, then the stock and the FAD-FCOS demo trained
+# and evaluated (see run_demo.py).
 # Runs on the GPU when one is visible, else on the CPU. Outputs go to output/demo/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY=.venv/bin/python
-DEVICE=$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
-$PY train_net.py --config-file configs/Demo/fcos_R_18_FPN_demo.yaml MODEL.DEVICE "$DEVICE" \
-  OUTPUT_DIR output/demo/fcos "$@"
+$PY run_demo.py "$@"

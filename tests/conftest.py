@@ -3,7 +3,6 @@ import os
 import warnings
 
 import pytest
-import torch
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
@@ -19,6 +18,7 @@ def config_path(relative):
 
 @pytest.fixture(scope="session", autouse=True)
 def _small_synthetic_data(tmp_path_factory):
-    """Point the embedded dataset at a per-session folder so tests never touch the user's cache."""
-    os.environ.setdefault("FAD_D2_DATA", str(tmp_path_factory.mktemp("fad_synth")))
-    torch.set_num_threads(2)
+    """Tests use the small embedded dataset (24 train / 12 val images) in a per-session folder,
+    never the user's cache."""
+    os.environ["FAD_D2_DATA"] = str(tmp_path_factory.mktemp("fad_synth"))
+    os.environ["FAD_D2_SYNTH_SMALL"] = "1"

@@ -31,3 +31,9 @@ def detection_batch(num_images=2, height=128, width=160, num_classes=80, seed=0,
             inst.gt_masks = BitMasks(m)
         batch.append({"image": image, "instances": inst, "height": height, "width": width})
     return batch
+
+
+def tiny_opts(*opts):
+    """Overrides shrinking a demo config to test size (64-96 px inputs, c′ = 32, M = 1)."""
+    return ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "96", "INPUT.MIN_SIZE_TEST", "64",
+            "INPUT.MAX_SIZE_TEST", "96", "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0", *opts]

@@ -1,0 +1,123 @@
+"""Parameters and FLOPs (fvcore) of a detector's head and of the whole model, beside the stock head.
+
+    python -m fad_d2.analyze --config-file configs/FAD-FCOS/fad_fcos_R_50_FPN_1x_coco.yaml
+    python -m fad_d2.analyze --config-file CFG --genotype G.json --json MODEL.FAD.INNER_CHANNELS "[128,128]"
+
+FLOPs are fvcore's counts (one per multiply-add) for one image of ``--size H W`` (default the
+config's test size, 800×1333 for COCO configs); the mask head is counted per RoI.
+"""
+import argparse
+import functools
+import json
+import logging
+import sys
+
+import torch
+from detectron2.modeling import build_model
+from detectron2.utils.analysis import FlopCountAnalysis
+from fvcore.nn import FlopCountAnalysis as FvcoreFlops
+
+from .engine.setup import ConfigError, load_cfg
+
+STOCK_HEADS = {"MODEL.FCOS.HEAD_NAME": "FCOSHead", "MODEL.RETINANET.HEAD_NAME": "RetinaNetHead",
+               "MODEL.ROI_MASK_HEAD.NAME": "MaskRCNNConvUpsampleHead"}
+
+
+def head_key(cfg):
+    """The config key selecting the head that FAD replaces in this detector."""
+    arch = cfg.MODEL.META_ARCHITECTURE
+    if arch == "FCOS":
+        return "MODEL.FCOS.HEAD_NAME"
+    if arch == "SelectableHeadRetinaNet":
+        return "MODEL.RETINANET.HEAD_NAME"
+    if cfg.MODEL.MASK_ON:
+        return "MODEL.ROI_MASK_HEAD.NAME"
+    raise ValueError(f"MODEL.META_ARCHITECTURE {arch!r}: no FAD-replaceable head (FCOS, "
+                     "SelectableHeadRetinaNet or a Mask R-CNN)")
+
+
+def _count(module, inputs):
+    flops = FvcoreFlops(module, inputs).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return flops.total()
+
+
+def _num_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def analyze_model(cfg, height, width):
+    """{"head": {params, gflops}, "model": {params, gflops}} of ``cfg``'s model for an H×W image."""
+    model = build_model(cfg).eval()
+    image = torch.zeros(3, height, width)
+    whole = FlopCountAnalysis(model, [{"image": image, "height": height, "width": width}])
+    whole = whole.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    if head_key(cfg) == "MODEL.ROI_MASK_HEAD.NAME":
+        head = model.roi_heads.mask_head
+        res = cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
+        head_flops = _count(head.layers, (torch.zeros(1, cfg.MODEL.FPN.OUT_CHANNELS, res, res),))
+        head_note = "per RoI"
+    else:
+        images = model.preprocess_image([{"image": image}])
+        features = model.backbone(images.tensor)
+        head = model.head
+        head_flops = _count(head, ([features[f] for f in model.head_in_features],))
+        head_note = "all FPN levels"
+    return {
+        "head": {"params": _num_params(head), "gflops": head_flops / 1e9, "flops_for": head_note},
+        "model": {"params": _num_params(model), "gflops": whole.total() / 1e9},
+    }
+
+
+def analyze(config_file, opts=(), genotype=None, size=None):
+    """Analyse the config's detector and the same detector with its stock head."""
+    cfg = load_cfg(config_file, list(opts) + ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
+    key = head_key(cfg)
+    if genotype:
+        cfg.merge_from_list([("MODEL.FAD_MASK.GENOTYPE" if key.startswith("MODEL.ROI") else "MODEL.FAD.GENOTYPE"), genotype])
+    height, width = size or (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
+    stock_cfg = cfg.clone()
+    stock_cfg.merge_from_list([key, STOCK_HEADS[key]])
+    return {
+        "config": config_file, "image_size": [height, width], "head_key": key,
+        "head_name": functools.reduce(getattr, key.split("."), cfg),
+        "ours": analyze_model(cfg, height, width),
+        "stock": analyze_model(stock_cfg, height, width),
+    }
+
+
+def format_table(result):
+    """A plain-text table of :func:`analyze`'s result."""
+    rows = [("", "params (M)", "GFLOPs")]
+    for who in ("stock", "ours"):
+        name = STOCK_HEADS[result["head_key"]] if who == "stock" else result["head_name"]
+        r = result[who]
+        rows.append((f"{name} head ({r['head']['flops_for']})", f"{r['head']['params'] / 1e6:.2f}",
+                     f"{r['head']['gflops']:.1f}"))
+        rows.append((f"{name} whole model", f"{r['model']['params'] / 1e6:.2f}", f"{r['model']['gflops']:.1f}"))
+    width = max(len(r[0]) for r in rows)
+    h, w = result["image_size"]
+    lines = [f"{result['config']} at {h}x{w}"]
+    lines += [f"{a:<{width}}  {b:>10}  {c:>8}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True)
+    parser.add_argument("--genotype", help="genotype JSON for the FAD head (sets MODEL.FAD(_MASK).GENOTYPE)")
+    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="image size (default: test size)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    args = parser.parse_args(argv)
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    logging.getLogger("detectron2").setLevel(logging.ERROR)
+    try:
+        result = analyze(args.config_file, args.opts, args.genotype, args.size)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""``SearchTrainer``: Detectron2's ``DefaultTrainer`` running the FAD bilevel search.
+
+It differs from ``DefaultTrainer`` in what it builds (a w optimizer without α, an α optimizer,
+a loader per half of the split training data, a :class:`BilevelTrainer`), in its hooks (no
+evaluation; :class:`DeriveArchitectureHook`) and in its loop, which ends early when the derive
+hook asks (stable architecture).  Checkpoints carry w, α, both optimizers, the LR scheduler,
+the iteration, the split and the derivation history.
+"""
+import logging
+import weakref
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import DatasetMapper, build_detection_train_loader, get_detection_dataset_dicts
+from detectron2.data.samplers import TrainingSampler
+from detectron2.engine import DefaultTrainer, TrainerBase, create_ddp_model, hooks
+from detectron2.utils import comm
+from detectron2.utils.events import EventStorage
+from detectron2.utils.logger import setup_logger
+
+from ..data import check_dataset_available
+from ..space import CellGroup
+from .bilevel import BilevelTrainer, build_alpha_optimizer
+from .hooks import DeriveArchitectureHook
+from .split import load_or_make_split, select
+
+logger = logging.getLogger(__name__)
+
+
+def search_groups(model):
+    """The searchable ``CellGroup``\\ s of ``model`` (those holding α), in module order."""
+    return [m for m in model.modules() if isinstance(m, CellGroup) and m.alpha is not None]
+
+
+class SearchTrainer(DefaultTrainer):
+    """Bilevel FAD search over any model containing FAD search modules (FCOS, RetinaNet, Mask)."""
+
+    def __init__(self, cfg):
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        self.cfg = cfg
+        self.stop_reason = None
+
+        model = self.build_model(cfg)
+        self.groups = search_groups(model)
+        spaces = {g.space.name for g in self.groups}
+        if len(spaces) != 1:
+            raise ValueError(f"all search groups must share one search space, got {sorted(spaces)}")
+        optimizer = self.build_optimizer(cfg, model)
+        alpha_optimizer = build_alpha_optimizer(cfg, [g.alpha for g in self.groups])
+        self.split, w_loader, alpha_loader = self.build_search_loaders(cfg)
+
+        on_gpu = next(model.parameters()).is_cuda
+        model = create_ddp_model(model, broadcast_buffers=False, **({} if on_gpu else {"device_ids": None}))
+        self._trainer = BilevelTrainer(model, w_loader, optimizer, alpha_loader, alpha_optimizer,
+                                       grad_clip_norm=cfg.SEARCH.GRAD_CLIP_NORM)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def build_model(cls, cfg):
+        model = super().build_model(cfg)
+        if not search_groups(model):
+            raise ValueError(
+                f"this config builds a {cfg.MODEL.META_ARCHITECTURE} without any FAD search module: "
+                "use MODEL.FCOS.HEAD_NAME FADHead, MODEL.RETINANET.HEAD_NAME FADRetinaNetHead or "
+                "MODEL.ROI_MASK_HEAD.NAME FADMaskHead, with MODEL.FAD(_MASK).GENOTYPE empty"
+            )
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """Detectron2's ``SOLVER`` optimizer over the weights w only (α frozen while it is built,
+        so neither its update nor its weight decay ever touches α)."""
+        alphas = [g.alpha for g in search_groups(model)]
+        for a in alphas:
+            a.requires_grad_(False)
+        try:
+            return super().build_optimizer(cfg, model)
+        finally:
+            for a in alphas:
+                a.requires_grad_(True)
+
+    def build_search_loaders(self, cfg):
+        """Split the training sets (``SEARCH.SPLIT_*``) and build a train loader per half."""
+        for name in cfg.DATASETS.TRAIN:
+            check_dataset_available(name)
+        dicts = get_detection_dataset_dicts(cfg.DATASETS.TRAIN,
+                                            filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+        mapper = DatasetMapper(cfg, is_train=True)
+        if not cfg.SEARCH.SPLIT_DATA:  # the released detection code: both steps on the whole set
+            # a sampler seeded apart from the w loader's, so that the two steps see other batches
+            alpha_sampler = TrainingSampler(len(dicts), seed=cfg.SEARCH.SPLIT_SEED + 1)
+            return (None, build_detection_train_loader(cfg, mapper=mapper, dataset=dicts),
+                    build_detection_train_loader(cfg, mapper=mapper, dataset=dicts, sampler=alpha_sampler))
+        split = load_or_make_split(cfg.OUTPUT_DIR, dicts, cfg.SEARCH.SPLIT_RATIO, cfg.SEARCH.SPLIT_SEED,
+                                   min_images=cfg.SOLVER.IMS_PER_BATCH, write=comm.is_main_process())
+        w_loader = build_detection_train_loader(cfg, mapper=mapper, dataset=select(dicts, split.w_keys))
+        alpha_loader = build_detection_train_loader(cfg, mapper=mapper, dataset=select(dicts, split.alpha_keys))
+        logger.info("search split: %d images for w, %d for α", len(split.w_keys), len(split.alpha_keys))
+        return split, w_loader, alpha_loader
+
+    def build_hooks(self):
+        """Detectron2's hooks without evaluation, plus the derive hook before the checkpointer."""
+        ret = [h for h in super().build_hooks() if not isinstance(h, hooks.EvalHook)]
+        derive = DeriveArchitectureHook(self.groups, self.groups[0].space, self.cfg.SEARCH.DERIVE_PERIOD,
+                                        self.cfg.SEARCH.STOP_WHEN_STABLE, self.cfg.OUTPUT_DIR)
+        at = next((i for i, h in enumerate(ret) if isinstance(h, hooks.PeriodicCheckpointer)), len(ret))
+        ret.insert(at, derive)
+        return ret
+
+    def request_stop(self, reason):
+        """Called by a hook: end the search after the current iteration."""
+        self.stop_reason = reason
+
+    def train(self):
+        """``TrainerBase.train``'s loop, ended after the iteration in which a hook called
+        :meth:`request_stop` (``max_iter`` is then set to it, so the usual end-of-training hooks
+        save ``model_final`` and the final genotype)."""
+        logger.info("Starting search from iteration %d", self.start_iter)
+        self.iter = self.start_iter
+        with EventStorage(self.start_iter) as self.storage:
+            try:
+                self.before_train()
+                for self.iter in range(self.start_iter, self.max_iter):
+                    self.before_step()
+                    self.run_step()
+                    self.after_step()
+                    if self.stop_reason:
+                        logger.info("stopping the search at iteration %d: %s", self.iter + 1, self.stop_reason)
+                        self.max_iter = self.iter + 1
+                        break
+                self.iter += 1
+            finally:
+                self.after_train()
+
+    def state_dict(self):
+        ret = super().state_dict()
+        if self.split is not None:
+            ret["search_split"] = self.split.to_dict()
+        return ret
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        saved = state_dict.get("search_split")
+        if self.split is not None and saved is not None and saved != self.split.to_dict():
+            raise ValueError("the checkpoint's search split differs from search_split.json in OUTPUT_DIR")
+
+
+__all__ = ["SearchTrainer", "search_groups"]

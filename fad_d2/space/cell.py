@@ -1,0 +1,226 @@
+"""Edges, cells and groups of the FAD searchable module (paper §3.1, Fig. 1, eq. 1).
+
+* Edge i → j: f^{c,c′} (1×1 conv + norm + ReLU) → transformation block Tᵢⱼ at c′ →
+  f^{c′,c} (1×1 conv + norm + ReLU).  Search edge: Tᵢⱼ is a mixed op weighted by softmax(αᵢⱼ);
+  derived edge: Tᵢⱼ is one transformation.  (As in eq. 1, the outer 1×1 convs also run on a
+  ``none`` block, so a search edge whose weight is all on ``none`` still outputs f^{c′,c}(0).)
+* Cell: input node x₀ and intermediate nodes x₁…xₙ (n = 3), xⱼ = Σᵢ edgeᵢⱼ(xᵢ); the output is
+  a 1×1 conv (+ norm + ReLU) of concat(x₁…xₙ), 3c → c.  Search cells have all 6 edges,
+  derived cells the min(2, j) kept ones per node.
+* Group: M cells in sequence sharing one architecture; in search mode it owns the α
+  (Tensor[E, K], attribute ``alpha``) that its cells share.
+
+Shapes: cell and group inputs and outputs are Tensor[N, c, H, W].
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from .derive import derive_cell
+from .genotype import CellGenotype, cell_edges, check_cell_genotype
+from .mixed_op import build_mixed_op
+from .spaces import SearchSpace, get_search_space
+from .transformations import build_transformation, conv_norm_act, copy_module_weights
+
+__all__ = ["SearchEdge", "DerivedEdge", "SearchCell", "DerivedCell", "CellGroup"]
+
+
+class _Edge(nn.Module):
+    """The two 1×1 convs of an edge: ``reduce`` (c → c′) and ``expand`` (c′ → c)."""
+
+    def __init__(self, channels: int, inner_channels: int, norm: str):
+        super().__init__()
+        self.reduce = conv_norm_act(channels, inner_channels, 1, norm=norm)
+        self.expand = conv_norm_act(inner_channels, channels, 1, norm=norm)
+
+
+class DerivedEdge(_Edge):
+    """A derived edge running transformation ``op``: Tensor[N, c, H, W] → Tensor[N, c, H, W].
+
+    ``decouple=True`` keeps the search-time H after t1 / t2 (see ``transformations.py``).
+    """
+
+    def __init__(self, channels: int, inner_channels: int, op: str, norm: str = "GN",
+                 decouple: bool = False):
+        super().__init__(channels, inner_channels, norm)
+        self.op = op
+        self.block = build_transformation(op, inner_channels, norm, decouple)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.expand(self.block(self.reduce(x)))
+
+
+class SearchEdge(_Edge):
+    """A search edge: (Tensor[N, c, H, W], weights Tensor[K]) → Tensor[N, c, H, W], where
+    ``weights`` = softmax(αᵢⱼ) over ``space.choices``."""
+
+    def __init__(self, channels: int, inner_channels: int, space: Union[str, SearchSpace],
+                 repshare: bool = True, norm: str = "GN"):
+        super().__init__(channels, inner_channels, norm)
+        self.channels = channels
+        self.inner_channels = inner_channels
+        self.norm = norm
+        self.block = build_mixed_op(space, inner_channels, repshare, norm)
+
+    def forward(self, x: Tensor, weights: Tensor) -> Tensor:
+        return self.expand(self.block(self.reduce(x), weights))
+
+    def extract_edge(self, op: str) -> DerivedEdge:
+        """The derived edge for ``op`` with this edge's weights (H kept when the space
+        decouples): equal to this edge with one-hot weights on ``op``."""
+        edge = DerivedEdge(self.channels, self.inner_channels, op, self.norm,
+                           decouple=self.block.space.decouple)
+        copy_module_weights(edge.reduce, self.reduce)
+        copy_module_weights(edge.expand, self.expand)
+        copy_module_weights(edge.block, self.block.extract_transformation(op))
+        return edge
+
+
+class _Cell(nn.Module):
+    """The cell output: 1×1 conv (+ norm + ReLU) of the concatenated intermediate nodes."""
+
+    def __init__(self, channels: int, num_nodes: int, norm: str):
+        super().__init__()
+        self.channels = channels
+        self.num_nodes = num_nodes
+        self.output = conv_norm_act(num_nodes * channels, channels, 1, norm=norm)
+
+    def _combine(self, states: List[Tensor]) -> Tensor:
+        return self.output(torch.cat(states[1:], dim=1))
+
+
+class SearchCell(_Cell):
+    """A search cell: every earlier node feeds every intermediate node (6 edges for 3 nodes).
+
+    ``forward(x: Tensor[N, c, H, W], alpha: Tensor[E, K]) → Tensor[N, c, H, W]``; row e of α
+    belongs to edge ``edge_pairs[e]`` (= ``cell_edges(num_nodes)``), softmax over the last dim
+    is taken here.
+    """
+
+    def __init__(self, channels: int, inner_channels: int, space: Union[str, SearchSpace],
+                 repshare: bool = True, num_nodes: int = 3, norm: str = "GN"):
+        super().__init__(channels, num_nodes, norm)
+        self.space = get_search_space(space)
+        self.edge_pairs = cell_edges(num_nodes)
+        self.edges = nn.ModuleList(
+            SearchEdge(channels, inner_channels, self.space, repshare, norm)
+            for _ in self.edge_pairs
+        )
+
+    @property
+    def num_edges(self) -> int:
+        return len(self.edge_pairs)
+
+    def forward(self, x: Tensor, alpha: Tensor) -> Tensor:
+        if tuple(alpha.shape) != (self.num_edges, self.space.num_choices):
+            raise ValueError(f"α must have shape [{self.num_edges}, {self.space.num_choices}], "
+                             f"got {list(alpha.shape)}")
+        weights = torch.softmax(alpha, dim=-1)
+        states = [x]
+        for j in range(1, self.num_nodes + 1):
+            terms = [edge(states[i], weights[e])
+                     for e, (edge, (i, target)) in enumerate(zip(self.edges, self.edge_pairs))
+                     if target == j]
+            states.append(sum(terms[1:], terms[0]))
+        return self._combine(states)
+
+    def extract_cell(self, cell_genotype: CellGenotype) -> "DerivedCell":
+        """The derived cell for ``cell_genotype`` with this cell's weights (kept edges and the
+        output conv copied; H kept when the space decouples)."""
+        check_cell_genotype(cell_genotype, self.space)
+        derived = DerivedCell(self.channels, self.edges[0].inner_channels, cell_genotype,
+                              self.edges[0].norm, decouple=self.space.decouple)
+        copy_module_weights(derived.output, self.output)
+        for j, (node, kept) in enumerate(zip(cell_genotype.nodes, derived.nodes), start=1):
+            for choice, edge in zip(node, kept):
+                source = self.edges[self.edge_pairs.index((choice.input, j))]
+                copy_module_weights(edge, source.extract_edge(choice.op))
+        return derived
+
+
+class DerivedCell(_Cell):
+    """A derived cell built from a :class:`CellGenotype`: Tensor[N, c, H, W] → same shape.
+
+    ``nodes[k-1]`` holds the kept edges of intermediate node k (one for node 1, two after).
+    """
+
+    def __init__(self, channels: int, inner_channels: int, cell_genotype: CellGenotype,
+                 norm: str = "GN", decouple: bool = False):
+        super().__init__(channels, cell_genotype.num_nodes, norm)
+        self.genotype = check_cell_genotype(cell_genotype)
+        self.nodes = nn.ModuleList(
+            nn.ModuleList(DerivedEdge(channels, inner_channels, c.op, norm, decouple)
+                          for c in node)
+            for node in cell_genotype.nodes
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        states = [x]
+        for edges, node in zip(self.nodes, self.genotype.nodes):
+            terms = [edge(states[choice.input]) for edge, choice in zip(edges, node)]
+            states.append(sum(terms[1:], terms[0]))
+        return self._combine(states)
+
+
+class CellGroup(nn.Module):
+    """M cells in sequence with one architecture: Tensor[N, c, H, W] → Tensor[N, c, H, W].
+
+    Search mode (``genotype=None``): M :class:`SearchCell` s sharing the architecture
+    parameter ``alpha`` (nn.Parameter Tensor[E, K], initialised 1e-3·N(0, 1) as in DARTS).
+    Derived mode: M :class:`DerivedCell` s built from ``genotype``; no α.  When ``space`` is
+    given in derived mode, the genotype's ops must belong to it.
+
+    Args:
+        channels: c; inner_channels: c′; num_cells: M.
+        space: search space (name or object); required in search mode.
+        repshare: RepShare mixed ops (search mode; ignored by spaces without RepShare).
+        genotype: the group's :class:`CellGenotype` for a derived group.
+        decouple: derived mode: keep H after t1 / t2 (to inherit decoupled search weights).
+        name: the group's name in genotypes (e.g. ``"box"``, ``"cls"``).
+    """
+
+    def __init__(self, channels: int, inner_channels: int, num_cells: int = 1,
+                 space: Union[str, SearchSpace, None] = None, repshare: bool = True,
+                 genotype: Optional[CellGenotype] = None, norm: str = "GN", name: str = "",
+                 num_nodes: int = 3, decouple: bool = False):
+        super().__init__()
+        self.name = name
+        self.space = get_search_space(space) if space is not None else None
+        if genotype is None:
+            if self.space is None:
+                raise ValueError(f"cell group {name!r}: a search group needs a search space")
+            self.num_nodes = num_nodes
+            self.cells = nn.ModuleList(
+                SearchCell(channels, inner_channels, self.space, repshare, num_nodes, norm)
+                for _ in range(num_cells)
+            )
+            self.alpha = nn.Parameter(
+                1e-3 * torch.randn(len(cell_edges(num_nodes)), self.space.num_choices)
+            )
+        else:
+            check_cell_genotype(genotype, self.space, source=f"cell group {name!r}")
+            self.num_nodes = genotype.num_nodes
+            self.cells = nn.ModuleList(
+                DerivedCell(channels, inner_channels, genotype, norm, decouple)
+                for _ in range(num_cells)
+            )
+            self.alpha = None
+        self.genotype = genotype
+
+    @property
+    def is_search(self) -> bool:
+        return self.genotype is None
+
+    def forward(self, x: Tensor) -> Tensor:
+        for cell in self.cells:
+            x = cell(x, self.alpha) if self.is_search else cell(x)
+        return x
+
+    def derive(self) -> CellGenotype:
+        """The cell genotype derived from the current α (search mode only)."""
+        if not self.is_search:
+            raise RuntimeError(f"cell group {self.name!r} is derived: it has no α")
+        return derive_cell(self.alpha, self.space, self.num_nodes)

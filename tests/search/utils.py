@@ -1,0 +1,16 @@
+"""A tiny search config: demo search on the small embedded dataset, 64-96 px inputs, subset1."""
+from fad_d2.engine.setup import load_cfg
+from tests.conftest import config_path
+from tests.modeling.utils import tiny_opts
+
+SEARCH_CONFIG = config_path("Demo/search_fad_fcos_R_18_FPN_demo.yaml")
+
+
+def tiny_search_opts(output_dir, *opts):
+    """Overrides for a few-iteration CPU search writing to ``output_dir``."""
+    return ["MODEL.DEVICE", "cpu", *tiny_opts(), "OUTPUT_DIR", str(output_dir), "MODEL.FAD.SEARCH_SPACE", "subset1",
+            "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "1000", "SEARCH.DERIVE_PERIOD", "2", *opts]
+
+
+def tiny_search_cfg(output_dir, *opts, config=SEARCH_CONFIG):
+    return load_cfg(config, tiny_search_opts(output_dir, *opts))
