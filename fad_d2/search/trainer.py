@@ -114,13 +114,17 @@ class SearchTrainer(DefaultTrainer):
         return ret
 
     def request_stop(self, reason):
-        """Called by a hook: end the search after the current iteration."""
+        """Called by a hook in ``after_step``: the current iteration becomes the last one, for the
+        loop and for the checkpointer (which then saves ``model_final`` in its ``after_step``)."""
         self.stop_reason = reason
+        self.max_iter = self.iter + 1
+        for h in self._hooks:
+            if isinstance(h, hooks.PeriodicCheckpointer):
+                h.max_iter = self.max_iter
 
     def train(self):
         """``TrainerBase.train``'s loop, ended after the iteration in which a hook called
-        :meth:`request_stop` (``max_iter`` is then set to it, so the usual end-of-training hooks
-        save ``model_final`` and the final genotype)."""
+        :meth:`request_stop`."""
         logger.info("Starting search from iteration %d", self.start_iter)
         self.iter = self.start_iter
         with EventStorage(self.start_iter) as self.storage:
@@ -132,7 +136,6 @@ class SearchTrainer(DefaultTrainer):
                     self.after_step()
                     if self.stop_reason:
                         logger.info("stopping the search at iteration %d: %s", self.iter + 1, self.stop_reason)
-                        self.max_iter = self.iter + 1
                         break
                 self.iter += 1
             finally:

@@ -29,7 +29,7 @@ def _changed(before, params):
 
 
 def test_alpha_only_in_alpha_steps_and_w_only_in_w_steps(tmp_path):
-    trainer = SearchTrainer(tiny_search_cfg(tmp_path))
+    trainer = SearchTrainer(tiny_search_cfg(tmp_path, "SOLVER.WARMUP_ITERS", "0", "SOLVER.BASE_LR", "0.1"))
     model = trainer.model
     alphas, weights = architecture_parameters(model), weight_parameters(model)
     w_opt_ids = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
@@ -43,7 +43,12 @@ def test_alpha_only_in_alpha_steps_and_w_only_in_w_steps(tmp_path):
         a1, w1 = _snapshot(alphas), _snapshot(weights)
         trainer._trainer.weight_step()
         assert not any(_changed(a1, alphas)), "α does not move in a w step"
-        assert sum(_changed(w1, weights)) > 0.9 * len(weights), "the weights move in a w step"
+        # every weight with a real gradient moves (biases right before a 1-channel GroupNorm get
+        # only rounding noise, ~1e-15)
+        with_grad = [p.grad is not None and bool(p.grad.abs().max() > 1e-4) for p in weights]
+        changed = _changed(w1, weights)
+        assert sum(with_grad) > len(weights) // 2
+        assert all(c for c, g in zip(changed, with_grad) if g), "the weights move in a w step"
 
 
 def test_two_loaders_never_share_an_image(tmp_path):
@@ -134,12 +139,16 @@ def test_kill_and_resume_restores_everything(tmp_path):
     assert trainer.start_iter == saved["iteration"] + 1
     for g in trainer.groups:
         assert torch.equal(g.alpha.detach(), saved["model"][_param_name(trainer.model, g.alpha)])
-    _assert_state_equal(trainer._trainer.alpha_optimizer.state_dict(), saved["trainer"]["alpha_optimizer"])
-    _assert_state_equal(trainer._trainer.optimizer.state_dict(), saved["trainer"]["optimizer"])
-    assert trainer.scheduler.state_dict() == saved["scheduler"]
+    inner = saved["trainer"]["_trainer"]
+    assert inner["alpha_optimizer"]["state"], "Adam moments were saved"
+    _assert_state_equal(trainer._trainer.alpha_optimizer.state_dict(), inner["alpha_optimizer"])
+    _assert_state_equal(trainer._trainer.optimizer.state_dict(), inner["optimizer"])
+    assert trainer.scheduler.state_dict() == saved["trainer"]["hooks"]["LRScheduler"]
     assert saved["trainer"]["search_split"] == trainer.split.to_dict()
     hooks_state = saved["trainer"]["hooks"]["DeriveArchitectureHook"]["history"]
-    assert [h["iteration"] for h in hooks_state] == [2] and _derive_hook(trainer).history == hooks_state
+    derived_at = [h["iteration"] for h in hooks_state]
+    assert derived_at == list(range(2, saved["iteration"] + 2, 2))  # every DERIVE_PERIOD = 2 so far
+    assert _derive_hook(trainer).history == hooks_state
 
 
 def _derive_hook(trainer):
