@@ -10,13 +10,12 @@ alpha_evolution.png, search_split.json and checkpoints; its last line names the 
 and the train_net.py command that trains it.
 """
 import os
-import sys
 
-from detectron2.engine import default_argument_parser, launch
+from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 
 import fad_d2  # noqa: F401  (registers fad_d2's modules and datasets)
-from fad_d2.engine.setup import ConfigError, setup_cfg
+from fad_d2.engine.setup import launch_main, setup_cfg
 from fad_d2.search import FINAL_GENOTYPE, SearchTrainer
 
 
@@ -38,9 +37,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
-    try:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    except (ConfigError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    launch_main(main, default_argument_parser().parse_args())

@@ -5,13 +5,12 @@
     python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
     python train_net.py --config-file CFG --num-gpus 8
 """
-import sys
 
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.engine import default_argument_parser, launch
+from detectron2.engine import default_argument_parser
 
 import fad_d2  # noqa: F401  (registers fad_d2's modules and datasets)
-from fad_d2.engine.setup import ConfigError, setup_cfg
+from fad_d2.engine.setup import launch_main, setup_cfg
 from fad_d2.engine.trainer import Trainer
 
 
@@ -29,9 +28,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
-    try:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    except (ConfigError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    launch_main(main, default_argument_parser().parse_args())

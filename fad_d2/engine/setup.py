@@ -1,8 +1,9 @@
 """Build the frozen config of a run from the command line, with one-line errors."""
 import os
+import sys
 
 from detectron2.config import get_cfg
-from detectron2.engine import default_setup
+from detectron2.engine import default_setup, launch
 
 from ..config import add_fad_config
 
@@ -42,3 +43,13 @@ def setup_cfg(args):
     cfg.freeze()
     default_setup(cfg, args)
     return cfg
+
+
+def launch_main(main, args):
+    """Run ``main(args)`` through Detectron2's ``launch`` (one process per GPU, ``--num-machines``
+    etc.); a :class:`ConfigError` or a missing file ends the program with a one-line message."""
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except (ConfigError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
