@@ -16,6 +16,7 @@ import torch
 from detectron2.modeling import build_model
 from detectron2.utils.analysis import FlopCountAnalysis
 from fvcore.nn import FlopCountAnalysis as FvcoreFlops
+from torch import nn
 
 from .engine.setup import ConfigError, load_cfg
 
@@ -34,6 +35,17 @@ def head_key(cfg):
         return "MODEL.ROI_MASK_HEAD.NAME"
     raise ValueError(f"MODEL.META_ARCHITECTURE {arch!r}: no FAD-replaceable head (FCOS, "
                      "SelectableHeadRetinaNet or a Mask R-CNN)")
+
+
+class _MaskHeadLayers(nn.Module):
+    """A mask head's ``layers`` (RoI features → mask logits) as a module, for fvcore."""
+
+    def __init__(self, head):
+        super().__init__()
+        self.head = head
+
+    def forward(self, x):
+        return self.head.layers(x)
 
 
 def _count(module, inputs):
@@ -55,7 +67,7 @@ def analyze_model(cfg, height, width):
     if head_key(cfg) == "MODEL.ROI_MASK_HEAD.NAME":
         head = model.roi_heads.mask_head
         res = cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
-        head_flops = _count(head.layers, (torch.zeros(1, cfg.MODEL.FPN.OUT_CHANNELS, res, res),))
+        head_flops = _count(_MaskHeadLayers(head), (torch.zeros(1, cfg.MODEL.FPN.OUT_CHANNELS, res, res),))
         head_note = "per RoI"
     else:
         images = model.preprocess_image([{"image": image}])

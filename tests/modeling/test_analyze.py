@@ -1,0 +1,40 @@
+"""The params/FLOPs analysis CLI (fvcore)."""
+import json
+import subprocess
+import sys
+
+import fad_d2  # noqa: F401
+from fad_d2.analyze import analyze
+from tests.conftest import REPO, config_path
+
+STOCK_FCOS_HEAD_PARAMS = 4_920_661  # Detectron2's FCOSHead, 80 classes (paper Table 3: 4.9 M)
+
+
+def test_stock_fcos_head_parameters_match_paper():
+    # parameter counts do not depend on the image size: a small one keeps the FLOP count fast
+    result = analyze(config_path("FCOS/fcos_R_50_FPN_1x_coco.yaml"), size=(128, 192))
+    assert result["stock"]["head"]["params"] == STOCK_FCOS_HEAD_PARAMS
+    assert result["ours"] == result["stock"]  # the config's head is the stock head
+    assert 0 < result["stock"]["head"]["gflops"] < result["stock"]["model"]["gflops"]
+
+
+def test_fad_head_against_stock_and_flops_scale_with_area():
+    genotype = f"{REPO}/genotypes/random_full_seed0.json"
+    small = analyze(config_path("FAD-FCOS/fad_fcos_R_50_FPN_1x_coco.yaml"), genotype=genotype, size=(128, 192))
+    large = analyze(config_path("FAD-FCOS/fad_fcos_R_50_FPN_1x_coco.yaml"), genotype=genotype, size=(256, 384))
+    assert small["head_name"] == "FADHead" and small["stock"]["head"]["params"] == STOCK_FCOS_HEAD_PARAMS
+    assert small["ours"]["head"]["params"] == large["ours"]["head"]["params"] != STOCK_FCOS_HEAD_PARAMS
+    ratio = large["ours"]["head"]["gflops"] / small["ours"]["head"]["gflops"]
+    assert 3.0 < ratio < 5.0  # 4x the pixels (levels are rounded up to whole cells)
+
+
+def test_cli_json_on_demo_mask_config():
+    proc = subprocess.run([sys.executable, "-m", "fad_d2.analyze", "--config-file",
+                           config_path("Demo/mask_rcnn_R_18_FPN_demo.yaml"), "--json", "--size", "128", "128",
+                           "MODEL.ROI_MASK_HEAD.NAME", "FADMaskHead", "MODEL.FAD_MASK.INNER_CHANNELS", "32"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["head_key"] == "MODEL.ROI_MASK_HEAD.NAME"
+    assert result["head_name"] == "FADMaskHead" and result["ours"]["head"]["flops_for"] == "per RoI"
+    assert result["ours"]["head"]["params"] != result["stock"]["head"]["params"]
