@@ -24,7 +24,6 @@ that looks finished. ``FAD_D2_SYNTH_SMALL=1`` selects :data:`SMALL_SPLITS` (for 
 """
 import argparse
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
@@ -117,20 +116,11 @@ def ensure_split(
     root: Optional[str] = None,
     progress: bool = True,
 ) -> SplitFiles:
-    """Files of ``split``, generating them first unless a complete copy is cached under ``root``.
-
-    Safe when several processes (e.g. the workers of a multi-GPU run) ask at once: generation
-    happens under an exclusive file lock, the others wait and then find the finished copy.
-    """
+    """Files of ``split``, generating them first unless a complete copy is cached under ``root``."""
     config = config or split_config(split)
     files = split_files(split, config, os.path.abspath(root or data_root()))
-    if os.path.isfile(files.json_file):
-        return files
-    os.makedirs(os.path.dirname(files.directory), exist_ok=True)
-    with open(files.directory + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not os.path.isfile(files.json_file):
-            write_split(files.directory, split, config, progress=progress)
+    if not os.path.isfile(files.json_file):
+        write_split(files.directory, split, config, progress=progress)
     return files
 
 
