@@ -4,6 +4,8 @@ import sys
 
 from detectron2.config import get_cfg
 from detectron2.engine import default_setup, launch
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from ..config import add_fad_config
 
@@ -38,10 +40,12 @@ def _reason(exc):
 
 
 def setup_cfg(args):
-    """``get_cfg`` → ``add_fad_config`` → file → overrides → freeze → ``default_setup``."""
+    """``get_cfg`` → ``add_fad_config`` → file → overrides → freeze → ``default_setup``, and the
+    ``fad_d2`` logger set up like Detectron2's (console + ``OUTPUT_DIR/log.txt``)."""
     cfg = load_cfg(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="fad_d2", abbrev_name="fad")
     return cfg
 
 
