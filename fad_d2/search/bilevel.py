@@ -2,13 +2,17 @@
 
 Each iteration: one α step on a batch of the α-half (Adam over α only), then one w step on a
 batch of the w-half (the ``SOLVER`` optimizer over every weight but α, with the global gradient
-norm of w clipped to ``SEARCH.GRAD_CLIP_NORM``, 20 in the paper).  The w step is :class:`SimpleTrainer`'s own ``run_step``.
+norm of w clipped to ``SEARCH.GRAD_CLIP_NORM``, 20 in the paper).  The w step is
+:class:`SimpleTrainer`'s own ``run_step``; the α step back-propagates to α only.
 """
+import contextlib
 import time
 
 import torch
 from detectron2.engine import SimpleTrainer
+from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
+from torch.nn.parallel import DistributedDataParallel
 
 
 class BilevelTrainer(SimpleTrainer):
@@ -52,10 +56,20 @@ class BilevelTrainer(SimpleTrainer):
         start = time.perf_counter()
         data = next(self._alpha_iter)
         data_time = time.perf_counter() - start
-        loss_dict = self.model(data)
-        losses = sum(loss_dict.values())
-        self.alpha_optimizer.zero_grad()
-        losses.backward()
+        alphas = [p for group in self.alpha_optimizer.param_groups for p in group["params"]]
+        distributed = isinstance(self.model, DistributedDataParallel)
+        # Gradients of α only: no weight gradient is needed here, and the backbone's backward
+        # is skipped.  Under DDP the pass runs without DDP's sync (it would wait for w's
+        # gradients); α's gradients are averaged over the workers below instead.
+        with self.model.no_sync() if distributed else contextlib.nullcontext():
+            loss_dict = self.model(data)
+            losses = sum(loss_dict.values())
+            self.alpha_optimizer.zero_grad()
+            losses.backward(inputs=alphas)
+        if distributed:
+            for a in alphas:
+                torch.distributed.all_reduce(a.grad)
+                a.grad.div_(comm.get_world_size())
         self.alpha_optimizer.step()
         storage = get_event_storage()
         storage.put_scalars(

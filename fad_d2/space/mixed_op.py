@@ -31,7 +31,8 @@ straightforward version, the reference of ``tests/space/test_space_fast_repshare
 from __future__ import annotations
 
 import copy
-from typing import Dict, Sequence, Union
+import functools
+from typing import Dict, List, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +93,7 @@ def _phases(x: Tensor, dilation: int) -> Tensor:
     n, c, h, w = x.shape
     rows, cols = -(-h // dilation), -(-w // dilation)
     x = F.pad(x, (0, cols * dilation - w, 0, rows * dilation - h))
-    x = x.view(n, c, rows, dilation, cols, dilation).permute(0, 3, 5, 1, 2, 4)
+    x = x.reshape(n, c, rows, dilation, cols, dilation).permute(0, 3, 5, 1, 2, 4)
     return x.reshape(n * dilation * dilation, c, rows, cols)
 
 
@@ -103,19 +104,22 @@ class _SeparableConvFunction(torch.autograd.Function):
     Tensor[N, C', H, W].  Backward recomputes the depthwise output, takes the input gradient as
     a depthwise conv with the flipped kernel and the depthwise weight gradient over the d²
     phases (dilation 1), instead of the (slow on CPU) dilated-depthwise backward kernels.
+    Under autocast, backward computes in the dtype that forward's convs ran in.
     """
 
     @staticmethod
     def forward(ctx, x, dw_weight, pw_weight, pw_bias, dilation):
+        out = F.conv2d(_same_depthwise(x, dw_weight, dilation), pw_weight, pw_bias)
         ctx.dilation = dilation
+        ctx.dtype = out.dtype
         ctx.bias_sizes = None if pw_bias is None else list(pw_bias.shape)
         ctx.save_for_backward(x, dw_weight, pw_weight)
-        return F.conv2d(_same_depthwise(x, dw_weight, dilation), pw_weight, pw_bias)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        x, dw_weight, pw_weight = ctx.saved_tensors
+        x, dw_weight, pw_weight, grad = (t.to(ctx.dtype) for t in (*ctx.saved_tensors, grad))
         dilation = ctx.dilation
         need_x, need_dw, need_pw, need_bias = ctx.needs_input_grad[:4]
         hidden = _same_depthwise(x, dw_weight, dilation)
@@ -133,15 +137,23 @@ class _SeparableConvFunction(torch.autograd.Function):
         return grad_x, grad_dw, grad_pw, grad_bias, None
 
 
+def _memory_order(x: Tensor) -> List[int]:
+    """The dims of ``x`` from outermost to innermost in memory: ``x.permute(order)`` is
+    contiguous for any dense layout (NCHW → 0, 1, 2, 3; channels-last → 0, 2, 3, 1)."""
+    return sorted(range(x.dim()), key=lambda d: -x.stride(d))
+
+
 class _WeightedSumFunction(torch.autograd.Function):
     """Eq. 2 in one pass: ``apply(weights[K], *outputs)`` → Σₖ weights[k]·outputs[k] (k <
-    len(outputs)).  Forward accumulates in place; backward gives each weight's gradient as one
-    dot product (no product tensor) and saves nothing the outputs' producers do not keep."""
+    len(outputs)), in the outputs' promoted dtype.  Forward accumulates in place; backward gives
+    each weight's gradient as one dot product (no product tensor) and saves nothing the
+    outputs' producers do not keep."""
 
     @staticmethod
     def forward(ctx, weights, *outputs):
         ctx.save_for_backward(weights, *outputs)
-        total = outputs[0] * weights[0]
+        dtype = functools.reduce(torch.promote_types, (o.dtype for o in outputs))
+        total = outputs[0].to(dtype) * weights[0]
         for k in range(1, len(outputs)):
             total.addcmul_(outputs[k], weights[k])
         return total
@@ -152,10 +164,12 @@ class _WeightedSumFunction(torch.autograd.Function):
         weights, *outputs = ctx.saved_tensors
         grad_weights = None
         if ctx.needs_input_grad[0]:
-            flat = grad.reshape(-1)
+            order = _memory_order(grad)
+            flat = grad.permute(order).reshape(-1)
             grad_weights = torch.zeros_like(weights)
             for k, output in enumerate(outputs):
-                grad_weights[k] = torch.dot(flat, output.reshape(-1))
+                output = output.to(grad.dtype).permute(order).reshape(-1)
+                grad_weights[k] = torch.dot(flat, output)
         grad_outputs = [grad * weights[k] if needed else None
                         for k, needed in enumerate(ctx.needs_input_grad[1:])]
         return (grad_weights, *grad_outputs)
@@ -167,6 +181,8 @@ class FusedSeparableLayer(ConvNormAct):
     :class:`ConvNormAct` it wraps.  Tensor[N, c′, H, W] → Tensor[N, c′, H, W]."""
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.jit.is_tracing():  # plain convs, which tracers (fvcore's FLOP count) can see
+            return super().forward(x)
         depthwise, pointwise, *tail = self
         x = _SeparableConvFunction.apply(x, depthwise.weight, pointwise.weight, pointwise.bias,
                                          depthwise.dilation[0])
@@ -295,7 +311,7 @@ class RepShareMixedOp(_MixedOp):
         outputs = {}
         for stream in self.streams.values():
             outputs.update(stream(x))
-        return self._weighted_sum(outputs, weights, self.fused)
+        return self._weighted_sum(outputs, weights, self.fused and not torch.jit.is_tracing())
 
     def extract_transformation(self, name: str) -> Transformation:
         """The derived transformation ``name`` with this op's weights (stem prefix, dilated

@@ -1,0 +1,117 @@
+"""Every benchmark runs at tiny sizes and returns what the report reads (the full sizes run in
+``make bench``)."""
+import pytest
+import torch
+
+from benchmarks import derived_head, mixed_op, report, run_all, search_step
+from benchmarks.common import Settings, image_size, level_sizes, peak_memory_bytes, saved_activation_bytes
+
+TINY = Settings(device="cpu", threads=1, warmup=0, repeats=1)
+DEMO_SEARCH = "configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml"
+DEMO_FCOS = "configs/Demo/fcos_R_18_FPN_demo.yaml"
+DEMO_FAD = "configs/Demo/fad_fcos_R_18_FPN_demo.yaml"
+TIME_KEYS = {"median_s", "times_s", "warmup", "repeats", "clock"}
+
+
+@pytest.fixture(scope="module")
+def block_result():
+    return mixed_op.compare_blocks(TINY, batch=2, short_side=64, channels=32)
+
+
+def test_sizes():
+    assert image_size(416) == (416, 693) and image_size(800) == (800, 1333)
+    assert level_sizes(416, 693) == [(52, 87), (26, 44), (13, 22), (7, 11), (4, 6)]
+
+
+def test_memory_measures():
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+    x = torch.randn(1, 4, 8, 8, requires_grad=True)
+
+    def forward():
+        return torch.relu(conv(x))
+
+    # conv saves x; ReLU saves its output (one 4×8×8 float32 tensor each); weights excluded
+    assert saved_activation_bytes(forward, list(conv.parameters())) == 2 * 4 * 64 * 4
+    assert peak_memory_bytes(lambda: forward().sum().backward(), torch.device("cpu")) >= 4 * 64 * 4
+
+
+def test_mixed_op(block_result):
+    assert set(block_result["variants"]) == set(mixed_op.VARIANTS)
+    for r in block_result["variants"].values():
+        assert set(r) == {"time", "saved_bytes", "peak_bytes", "representations"}
+        assert set(r["time"]) == TIME_KEYS and r["saved_bytes"] > 0 and r["peak_bytes"] > 0
+    v = block_result["variants"]
+    assert (v["repshare"]["representations"], v["unshared"]["representations"]) == (12, 26)
+    assert v["repshare"]["saved_bytes"] < v["repshare_naive"]["saved_bytes"] < v["unshared"]["saved_bytes"]
+    assert set(mixed_op.summary(block_result)) >= {"time_repshare_vs_unshared", "saved_repshare_vs_unshared",
+                                                   "peak_repshare_vs_unshared", "time_optimised_vs_naive"}
+    assert "| RepShare, optimised (12) |" in mixed_op.format_comparison(block_result)
+
+
+def test_scaling_reuses_the_base_point(block_result):
+    points = mixed_op.scaling(TINY, batches=(2, 3), short_sides=(64, 72), batch_short_side=64,
+                              size_batch=2, channels=32, base=block_result)
+    assert points[0] is block_result
+    assert [(p["setting"]["batch"], p["setting"]["image"][0]) for p in points] == [(2, 64), (3, 64), (2, 72)]
+    assert all(p["variants"]["repshare"]["peak_bytes"] is None for p in points[1:])
+    assert mixed_op.format_scaling(points).count("\n") == 4  # header, rule, 3 rows
+
+
+@pytest.fixture(scope="module")
+def step_result():
+    return search_step.compare_steps(TINY, DEMO_SEARCH, DEMO_FCOS, batch_size=2, height=64, width=96,
+                                     num_classes=8, extra_opts=["MODEL.FAD.SEARCH_SPACE", "subset1"])
+
+
+def test_search_step(step_result):
+    v = step_result["variants"]
+    assert set(v) == {"fcos", "search_repshare", "search_unshared"}
+    assert set(v["fcos"]["parts"]) == {"step"}
+    assert set(v["search_unshared"]["parts"]) == {"alpha", "weight"}
+    assert set(v["search_repshare"]["alpha_restricted"]) == TIME_KEYS
+    for r in v.values():
+        assert r["saved_bytes"] > 0 and r["median_s"] > 0 and r["peak_bytes"] is None
+    assert step_result["setting"]["depth"] == 18
+    assert set(search_step.summary(step_result)) == {
+        "overhead_repshare", "overhead_unshared", "overhead_repshare_alpha_restricted",
+        "time_repshare_vs_unshared", "saved_repshare_vs_unshared"}
+
+
+@pytest.fixture(scope="module")
+def head_result():
+    # 160×192: P7 is 2×2 (GroupNorm needs more than one value per group)
+    return derived_head.compare_heads(TINY, DEMO_FAD, "genotypes/random_full_seed0.json", height=160,
+                                      width=192, extra_opts=["MODEL.FAD.NUM_CELLS", "[1, 1]"])
+
+
+def test_derived_head(head_result):
+    v = head_result["variants"]
+    assert set(v) == {"stock", "fad"}
+    for r in v.values():
+        assert r["head"]["params"] > 0 and r["head"]["gflops"] > 0
+        assert r["model"]["params"] > r["head"]["params"]
+        assert set(r["time"]) == TIME_KEYS
+    assert set(derived_head.summary(head_result)) == {"params_fad_vs_stock", "gflops_fad_vs_stock",
+                                                      "latency_fad_vs_stock"}
+    assert derived_head.find_genotype(("no/such.json", "genotypes/random_full_seed0.json")) \
+        == "genotypes/random_full_seed0.json"
+
+
+def test_report(block_result, step_result, head_result):
+    machine = {"cpu": "CPU", "cores": 2, "load_average_1min": 0.0, "device": "cpu", "gpu": None,
+               "torch": torch.__version__, "detectron2": "0", "python": "3", "date": "today", "threads": 1}
+    sections = {
+        "mixed_op": {"result": block_result, "summary": mixed_op.summary(block_result)},
+        "scaling": {"result": [block_result]},
+        "search_step": {"result": step_result, "summary": search_step.summary(step_result)},
+        "derived_head": {"result": head_result, "summary": derived_head.summary(head_result)},
+    }
+    text = report.build(machine, sections, "plan")
+    for heading in ("## Targets", "## Transformation block", "## Scaling", "## Search step", "## Derived"):
+        assert heading in text
+    assert "CPU, 2 cores" in text and "today" in text
+
+
+def test_run_all_rejects_unknown_sections():
+    with pytest.raises(SystemExit):
+        run_all.main(["--only", "nonsense"])
