@@ -76,10 +76,7 @@ def _step_note(section: dict) -> str:
     return (f"a search step is two passes over the supernet, each dearer than a plain iteration "
             f"(α step {parts['alpha']['median_s'] / plain:.2f}×, w step "
             f"{parts['weight']['median_s'] / plain:.2f}×: the head's 12 mixed ops outweigh the stock "
-            f"towers); the α step also runs a full backward (backbone, every weight gradient) "
-            f"though it only updates α — restricted to α the step measures "
-            f"{s['overhead_repshare_alpha_restricted']:.2f}× (change proposed for "
-            f"`BilevelTrainer.alpha_step`); unshared: {s['overhead_unshared']:.2f}×")
+            f"towers); unshared: {s['overhead_unshared']:.2f}×")
 
 
 SECTION_TABLES = (

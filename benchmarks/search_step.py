@@ -11,8 +11,7 @@ mixed ops, ``MODEL.FAD.REPSHARE True``), ``search_unshared`` (``False``).
 
 Per variant: step time (the search step is the sum of the α and w steps' medians) and the
 activations saved by the step's first forward (its first call, which is also the warm-up).
-For RepShare also :func:`alpha_gradient_pass`: the α step's cost were its backward restricted
-to α (a proposed change to ``BilevelTrainer.alpha_step``, which now runs a full backward).
+The α step back-propagates to α only (``BilevelTrainer.alpha_step``).
 """
 import dataclasses
 import itertools
@@ -88,14 +87,6 @@ def build_plain_trainer(config_file: str, opts: Sequence[str], device: str,
     return SimpleTrainer(model, itertools.repeat(batch), DefaultTrainer.build_optimizer(cfg, model))
 
 
-def alpha_gradient_pass(trainer: BilevelTrainer, batch: List[dict]) -> None:
-    """The α step's loss and its gradient w.r.t. α only (``torch.autograd.grad``): the
-    backbone's backward and every weight gradient skipped.  What ``alpha_step`` would cost
-    with its backward restricted to α (the optimizer update, negligible, left out)."""
-    alphas = [p for group in trainer.alpha_optimizer.param_groups for p in group["params"]]
-    torch.autograd.grad(sum(trainer.model(batch).values()), alphas)
-
-
 def measure_step(model: torch.nn.Module, first_pass, parts: Dict[str, object],
                  settings: Settings) -> dict:
     """Saved activations of ``first_pass()`` (a forward + backward; also the warm-up), then the
@@ -113,7 +104,7 @@ def measure_step(model: torch.nn.Module, first_pass, parts: Dict[str, object],
 def _measure_variant(name: str, settings: Settings, search_config: str, fcos_config: str,
                      opts: Sequence[str], batch: List[dict]) -> dict:
     """Build the model of variant ``name`` (a key of :data:`LABELS`) and :func:`measure_step`
-    it; for RepShare also time :func:`alpha_gradient_pass`."""
+    it."""
     torch.manual_seed(0)
     if name == "fcos":
         plain = build_plain_trainer(fcos_config, opts, settings.device, batch)
@@ -121,12 +112,8 @@ def _measure_variant(name: str, settings: Settings, search_config: str, fcos_con
     repshare = name == "search_repshare"
     search = build_search_trainer(search_config, [*opts, "MODEL.FAD.REPSHARE", str(repshare)],
                                   settings.device, batch)
-    result = measure_step(search.model, search.alpha_step,
-                          {"alpha": search.alpha_step, "weight": search.weight_step}, settings)
-    if repshare:
-        result["alpha_restricted"] = time_fns({"pass": lambda: alpha_gradient_pass(search, batch)},
-                                              dataclasses.replace(settings, warmup=0))["pass"]
-    return result
+    return measure_step(search.model, search.alpha_step,
+                        {"alpha": search.alpha_step, "weight": search.weight_step}, settings)
 
 
 def compare_steps(settings: Settings, search_config: str = SEARCH_CONFIG,
@@ -150,16 +137,13 @@ def compare_steps(settings: Settings, search_config: str = SEARCH_CONFIG,
 
 
 def summary(result: dict) -> Dict[str, float]:
-    """The search overhead factors (search step / plain iteration), also with the α step's
-    backward restricted to α, and the RepShare / unshared ratios."""
+    """The search overhead factors (search step / plain iteration) and the RepShare / unshared
+    ratios."""
     v = result["variants"]
     plain, rep, uns = (v[n]["median_s"] for n in ("fcos", "search_repshare", "search_unshared"))
-    restricted = (v["search_repshare"]["alpha_restricted"]["median_s"]
-                  + v["search_repshare"]["parts"]["weight"]["median_s"])
     return {
         "overhead_repshare": rep / plain,
         "overhead_unshared": uns / plain,
-        "overhead_repshare_alpha_restricted": restricted / plain,
         "time_repshare_vs_unshared": rep / uns,
         "saved_repshare_vs_unshared": (v["search_repshare"]["saved_bytes"]
                                        / v["search_unshared"]["saved_bytes"]),
@@ -182,10 +166,6 @@ def format_comparison(result: dict) -> str:
         if name != "fcos":
             rows.append(row("· α step", r["parts"]["alpha"]["median_s"]))
             rows.append(row("· w step", r["parts"]["weight"]["median_s"]))
-        if "alpha_restricted" in r:
-            alpha = r["alpha_restricted"]["median_s"]
-            rows.append(row("· α step with its backward restricted to α (proposed)", alpha))
-            rows.append(row("· search step with it", alpha + r["parts"]["weight"]["median_s"]))
     title = (f"Whole step, FCOS R-{s['depth']}-FPN, batch {s['batch']} at "
              f"{s['image'][0]}×{s['image'][1]}, {s['classes']} classes (each model warmed up by "
              f"one step, median of {s['repeats']} measured):")

@@ -68,12 +68,11 @@ def test_search_step(step_result):
     assert set(v) == {"fcos", "search_repshare", "search_unshared"}
     assert set(v["fcos"]["parts"]) == {"step"}
     assert set(v["search_unshared"]["parts"]) == {"alpha", "weight"}
-    assert set(v["search_repshare"]["alpha_restricted"]) == TIME_KEYS
     for r in v.values():
         assert r["saved_bytes"] > 0 and r["median_s"] > 0 and r["peak_bytes"] is None
     assert step_result["setting"]["depth"] == 18
     assert set(search_step.summary(step_result)) == {
-        "overhead_repshare", "overhead_unshared", "overhead_repshare_alpha_restricted",
+        "overhead_repshare", "overhead_unshared",
         "time_repshare_vs_unshared", "saved_repshare_vs_unshared"}
 
 
