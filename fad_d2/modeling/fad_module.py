@@ -14,7 +14,7 @@ from typing import Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
-from ..space import CellGroup, Genotype, SearchSpace, load_genotype
+from ..space import CellGroup, Genotype, SearchSpace, check_cell_genotype, load_genotype
 
 GROUP_NAMES = ("box", "cls")
 LAYOUTS = ("sequential", "parallel")
@@ -75,13 +75,7 @@ def load_head_genotype(path: str, space: SearchSpace, expected_groups: Sequence[
     genotype = load_genotype(path)
     check_genotype_groups(genotype, expected_groups, f"{key} ({path})")
     for name, cell in genotype.groups:
-        for j, node in enumerate(cell.nodes):
-            for edge in node:
-                if edge.op not in space.ops:
-                    raise ValueError(
-                        f"{key} ({path}): group {name!r} node {j + 1} uses {edge.op!r}, which is not "
-                        f"in the configured search space {space.name!r} (ops: {', '.join(space.ops)})"
-                    )
+        check_cell_genotype(cell, space, source=f"{key} ({path}), group {name!r}")
     return genotype
 
 
