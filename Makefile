@@ -1,7 +1,7 @@
 # fad_d2 entry points. Every target installs what it needs first (scripts/setup.sh is idempotent).
 PY := .venv/bin/python
 
-.PHONY: install demo test bench
+.PHONY: install demo test bench study pretrain
 install:
 	@scripts/setup.sh
 
@@ -13,3 +13,9 @@ test: install  ## the whole test suite (CPU)
 
 bench: install  ## regenerate the README's benchmark tables
 	@$(PY) -m benchmarks.run_all
+
+study: install  ## searched vs random vs stock heads, n = 3 each (~90 min on 2 cores; not in CI)
+	@$(PY) -m benchmarks.search_quality
+
+pretrain: install  ## re-create the demo's pre-trained backbone (pretrained/fad_synth_R_18_FPN_demo.pth)
+	@$(PY) -m fad_d2.demo.pretrain --force

@@ -3,57 +3,39 @@
 
     python run_demo.py [--device cpu|cuda] [--output-dir output/demo]
 
+0. the pre-trained demo backbone (``pretrained/fad_synth_R_18_FPN_demo.pth``, shipped; re-created
+   by ``python -m fad_d2.demo.pretrain`` when missing) — every step below starts from it, frozen;
 1. ``search_net.py`` with configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml (FAD-FCOS supernet);
 2. ``train_net.py`` of the stock FCOS demo and of the FAD-FCOS demo built from the searched
    genotype, same schedule, each evaluated by COCOEvaluator on fad_synth_val;
-3. a table: AP, APs/APm/APl, head parameters and FLOPs (fvcore, at the demo test size), wall
-   times; also written to OUTPUT_DIR/results.md and results.json.
+3. a table (AP, APs/APm/APl, head parameters and FLOPs by fvcore at the test size, wall times),
+   written to OUTPUT_DIR/results.md and results.json, and OUTPUT_DIR/comparison.png.
 
-Every step runs with ``--resume``: a killed demo continues where it stopped, a finished step is
-reused (its wall time is then the one recorded by the first run).
+Every step runs with ``--resume``: the same command continues a killed demo, and a finished step
+is reused (its wall time is then the one recorded by the first run).
 """
 import argparse
 import json
 import os
-import subprocess
-import sys
-import time
 
-REPO = os.path.dirname(os.path.abspath(__file__))
+import torch
+
+from fad_d2.analyze import analyze_model
+from fad_d2.demo.pretrain import ensure_pretrained_backbone
+from fad_d2.demo.report import markdown_table, plot_comparison, summarize
+from fad_d2.demo.steps import REPO, Progress, Step, final_bbox_metrics
+from fad_d2.engine.setup import load_cfg
+
 SEARCH_CONFIG = "configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml"
 STOCK_CONFIG = "configs/Demo/fcos_R_18_FPN_demo.yaml"
 FAD_CONFIG = "configs/Demo/fad_fcos_R_18_FPN_demo.yaml"
-AP_KEYS = ("AP", "AP50", "APs", "APm", "APl")
 
 
-def run_step(name, script, config, output_dir, device, *opts):
-    """Run ``script`` (resumable) unless it finished before; returns its wall time in seconds."""
-    stamp = os.path.join(output_dir, "wall_time.json")
-    if os.path.isfile(stamp):
-        print(f"[demo] {name}: done before, reusing {output_dir}", flush=True)
-        with open(stamp) as f:
-            return json.load(f)["seconds"]
-    print(f"[demo] {name}: {script} --config-file {config}", flush=True)
-    start = time.time()
-    subprocess.run([sys.executable, os.path.join(REPO, script), "--config-file", config, "--resume",
-                    "MODEL.DEVICE", device, "OUTPUT_DIR", output_dir, *opts], cwd=REPO, check=True)
-    seconds = time.time() - start
-    with open(stamp, "w") as f:
-        json.dump({"seconds": seconds}, f)
-    return seconds
-
-
-def final_bbox_metrics(output_dir):
-    """The last ``bbox/*`` metrics Detectron2 wrote to ``metrics.json``."""
-    last = None
-    with open(os.path.join(output_dir, "metrics.json")) as f:
-        for line in f:
-            record = json.loads(line)
-            if "bbox/AP" in record:
-                last = record
-    if last is None:
-        raise RuntimeError(f"{output_dir}/metrics.json has no bbox metrics")
-    return {k: last[f"bbox/{k}"] for k in AP_KEYS}
+def head_cost(config, opts=()):
+    """Head params and GFLOPs (fvcore) of ``config`` at its test size."""
+    cfg = load_cfg(os.path.join(REPO, config), [*opts, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
+    head = analyze_model(cfg, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)["head"]
+    return {"head_params": head["params"], "head_gflops": head["gflops"]}
 
 
 def main():
@@ -61,40 +43,34 @@ def main():
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--output-dir", default="output/demo")
     args = parser.parse_args()
-    import torch
-
-    from fad_d2.analyze import analyze
-
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = os.path.abspath(args.output_dir)
-    search_dir, stock_dir, fad_dir = (os.path.join(out, d) for d in ("search", "fcos", "fad_fcos"))
-    genotype = os.path.join(search_dir, "genotype_final.json")
+    ensure_pretrained_backbone(os.path.join(out, "pretrain"), device)
 
-    times = {"search": run_step("search", "search_net.py", SEARCH_CONFIG, search_dir, device)}
-    times["fcos"] = run_step("stock FCOS", "train_net.py", STOCK_CONFIG, stock_dir, device)
-    times["fad_fcos"] = run_step("FAD-FCOS", "train_net.py", FAD_CONFIG, fad_dir, device,
-                                 "MODEL.FAD.GENOTYPE", genotype)
+    search = Step("FAD-FCOS search", "search_net.py", SEARCH_CONFIG, os.path.join(out, "search"), nominal_s=600)
+    genotype = os.path.join(search.output_dir, "genotype_final.json")
+    stock = Step("stock FCOS training + evaluation", "train_net.py", STOCK_CONFIG, os.path.join(out, "fcos"),
+                 nominal_s=240)
+    fad = Step("FAD-FCOS training + evaluation", "train_net.py", FAD_CONFIG, os.path.join(out, "fad_fcos"),
+               ["MODEL.FAD.GENOTYPE", genotype], nominal_s=480)
+    progress = Progress("demo", [search, stock, fad])
+    for step in (search, stock, fad):
+        progress.run(step, device)
 
-    cost = analyze(os.path.join(REPO, FAD_CONFIG), genotype=genotype)
-    rows = {
-        "stock FCOS head": (final_bbox_metrics(stock_dir), cost["stock"]["head"], times["fcos"], None),
-        "FAD-FCOS head": (final_bbox_metrics(fad_dir), cost["ours"]["head"], times["fad_fcos"], times["search"]),
-    }
-    h, w = cost["image_size"]
-    header = (f"| demo (fad_synth_val, {device}) | " + " | ".join(AP_KEYS)
-              + f" | head params (M) | head GFLOPs @{h}x{w} | train time | search time |")
-    lines = [header, "|" + "---|" * (len(AP_KEYS) + 5)]
-    for name, (ap, head, train_s, search_s) in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{ap[k]:.1f}" for k in AP_KEYS)
-                     + f" | {head['params'] / 1e6:.3f} | {head['gflops']:.2f} | {train_s / 60:.1f} min | "
-                     + (f"{search_s / 60:.1f} min" if search_s is not None else "-") + " |")
-    table = "\n".join(lines)
+    rows = {"stock FCOS head": {**final_bbox_metrics(stock.output_dir), **head_cost(STOCK_CONFIG)},
+            "FAD-FCOS head (searched)": {**final_bbox_metrics(fad.output_dir),
+                                         **head_cost(FAD_CONFIG, ["MODEL.FAD.GENOTYPE", genotype])}}
+    summary = summarize({name: [r] for name, r in rows.items()})
+    table = markdown_table(summary, title=f"demo (fad_synth_val, {device})")
+    times = {s.name: s.seconds() for s in (search, stock, fad)}
+    timing = "\n".join(f"- {name}: {sec / 60:.1f} min" for name, sec in times.items())
     with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(table + "\n")
+        f.write(f"{table}\n\nWall times:\n\n{timing}\n")
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"device": device, "genotype": genotype, "rows": rows}, f, indent=2)
-    print("\n" + table)
-    print(f"\n[demo] genotype: {genotype} (drawing: {genotype[:-5]}.png); results: {out}/results.md")
+        json.dump({"device": device, "genotype": genotype, "rows": rows, "wall_s": times}, f, indent=2)
+    plot_comparison(summary, os.path.join(out, "comparison.png"), title="make demo: fad_synth_val")
+    print("\n" + table + "\n\nWall times:\n" + timing)
+    print(f"\n[demo] genotype: {genotype} (drawing: {genotype[:-5]}.png); results: {out}/results.md, comparison.png")
 
 
 if __name__ == "__main__":

@@ -66,9 +66,17 @@ def _add_search_config(cfg):
     cfg.SEARCH.TRAIN_CONFIG = ""  # config that trains the derived genotype (named in the last line)
 
 
+def _add_backbone_config(cfg):
+    """``MODEL.BACKBONE.FREEZE_ALL``: keep the whole backbone (bottom-up + FPN) fixed."""
+    # True: no backbone or FPN weight is trained (requires_grad False), e.g. heads compared on the
+    # same pretrained features (the demo). Read by FCOS and SelectableHeadRetinaNet.
+    cfg.MODEL.BACKBONE.FREEZE_ALL = False
+
+
 def add_fad_config(cfg):
-    """Add every fad_d2 key (``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``, ``MODEL.FAD``,
+    """Add every fad_d2 key (``MODEL.BACKBONE.FREEZE_ALL``, ``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``, ``MODEL.FAD``,
     ``MODEL.FAD_MASK``, ``SEARCH``) with its default to a Detectron2 ``CfgNode``, in place."""
+    _add_backbone_config(cfg)
     _add_fcos_config(cfg)
     cfg.MODEL.RETINANET.HEAD_NAME = "RetinaNetHead"  # a name in RETINANET_HEAD_REGISTRY
     _add_fad_head_config(cfg)

@@ -18,3 +18,14 @@ def build_fcos_resnet_fpn_backbone(cfg, input_shape: ShapeSpec):
         top_block=LastLevelP6P7(out_channels, out_channels, in_feature="p5"),
         fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
     )
+
+
+def apply_freeze_all(cfg, backbone):
+    """Freeze every weight of ``backbone`` (bottom-up and FPN) when ``MODEL.BACKBONE.FREEZE_ALL``.
+
+    Its forward then records no autograd graph, so heads train on fixed features at the cost
+    of the head alone.  Returns ``backbone``.
+    """
+    if cfg.MODEL.BACKBONE.FREEZE_ALL:
+        backbone.requires_grad_(False)
+    return backbone

@@ -12,6 +12,8 @@ from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.modeling.meta_arch import fcos as d2_fcos
 from detectron2.utils.registry import Registry
 
+from .backbone import apply_freeze_all
+
 FCOS_HEAD_REGISTRY = Registry("FCOS_HEAD")
 FCOS_HEAD_REGISTRY.__doc__ = """
 Heads of the YAML FCOS, selected by ``MODEL.FCOS.HEAD_NAME``.
@@ -57,7 +59,7 @@ class FCOS(d2_fcos.FCOS):
 
     @classmethod
     def from_config(cls, cfg):
-        backbone = build_backbone(cfg)
+        backbone = apply_freeze_all(cfg, build_backbone(cfg))
         backbone_shape = backbone.output_shape()
         fcos = cfg.MODEL.FCOS
         missing = [f for f in fcos.IN_FEATURES if f not in backbone_shape]

@@ -10,6 +10,8 @@ from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet
 from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 from detectron2.utils.registry import Registry
 
+from .backbone import apply_freeze_all
+
 RETINANET_HEAD_REGISTRY = Registry("RETINANET_HEAD")
 RETINANET_HEAD_REGISTRY.__doc__ = """
 Heads of ``SelectableHeadRetinaNet``, selected by ``MODEL.RETINANET.HEAD_NAME``.
@@ -33,6 +35,7 @@ class SelectableHeadRetinaNet(RetinaNet):
     @classmethod
     def from_config(cls, cfg):
         ret = super().from_config(cfg)
+        apply_freeze_all(cfg, ret["backbone"])
         if cfg.MODEL.RETINANET.HEAD_NAME != RetinaNetHead.__name__:
             shapes = ret["backbone"].output_shape()
             ret["head"] = build_retinanet_head(cfg, [shapes[f] for f in cfg.MODEL.RETINANET.IN_FEATURES])

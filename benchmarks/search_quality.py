@@ -1,0 +1,203 @@
+"""Study: searched vs random vs stock FCOS heads on the embedded dataset (paper Table 2's claim).
+
+    python -m benchmarks.search_quality [--seeds 3] [--jobs 2]        # make study
+
+Arms, every one trained on the same schedule from the same frozen pre-trained backbone + FPN
+(``configs/Demo/``, :mod:`fad_d2.demo.pretrain`):
+
+* ``stock``: Detectron2's FCOS head, training seeds 0…n−1;
+* ``random``: the paper's Random baseline — n seeded random genotypes (one transformation per
+  kept edge, two edges per node), each trained once;
+* ``searched``: n demo searches (search seeds 0…n−1), each derived genotype trained once.
+
+Per arm: mean ± sample std (and n) of AP, AP50, APs/APm/APl (COCOEvaluator on fad_synth_val),
+head params and FLOPs (fvcore, one image at the test size), and the head's CPU latency (inference
+on FPN features of one test image, all heads timed interleaved in one process).  Writes
+``<results-dir>/search_quality.json``, ``search_quality.md`` and ``comparison.png``.
+
+Resumable: each run lives in its own folder under ``--work-dir`` with Detectron2's checkpoints and
+a ``run.json`` once finished; the same command skips finished runs and resumes the others.
+"""
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Sequence
+
+import torch
+
+from fad_d2.analyze import analyze_model
+from fad_d2.demo.pretrain import ensure_pretrained_backbone
+from fad_d2.demo.report import markdown_table, plot_comparison, runs_table, summarize
+from fad_d2.data.synthetic import ensure_split
+from fad_d2.demo.steps import Step, final_bbox_metrics
+from fad_d2.engine.setup import load_cfg
+from fad_d2.space import sample_random_genotype, save_genotype
+
+from .common import Settings, level_sizes, machine_info, repo_path, time_fns, write_json
+from .derived_head import build_head
+
+STOCK_CONFIG = "configs/Demo/fcos_R_18_FPN_demo.yaml"
+FAD_CONFIG = "configs/Demo/fad_fcos_R_18_FPN_demo.yaml"
+SEARCH_CONFIG = "configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml"
+# expected wall times on 2 idle cores with two runs side by side (the ETA before runs time themselves)
+NOMINAL_S = {"stock": 300.0, "fad": 600.0, "search": 900.0}
+
+
+class Run:
+    """One arm member: an optional search, then a training; ``name`` keys the results."""
+
+    def __init__(self, arm: str, name: str, train: Step, search: Step = None, genotype: str = None):
+        self.arm, self.name, self.train, self.search, self.genotype = arm, name, train, search, genotype
+
+    @property
+    def steps(self) -> List[Step]:
+        return [s for s in (self.search, self.train) if s is not None]
+
+    def execute(self, device: str, report):
+        for step in self.steps:
+            if step.finished():
+                continue
+            report(f"start {step.name}")
+            seconds = step.run(device, log_file=os.path.join(step.output_dir, "console.log"))
+            report(f"done {step.name} in {seconds / 60:.1f} min")
+
+
+def plan_runs(work_dir: str, seeds: int, opts: Sequence[str], env: Dict[str, str]) -> List[Run]:
+    """The study's runs (searches first: they are the longest chains)."""
+    runs = []
+    gdir = os.path.join(work_dir, "genotypes")
+    for k in range(seeds):
+        search = Step(f"search seed {k}", "search_net.py", SEARCH_CONFIG, os.path.join(work_dir, f"search_{k}"),
+                      ["SEED", k, *opts], NOMINAL_S["search"], env)
+        genotype = os.path.join(search.output_dir, "genotype_final.json")
+        train = Step(f"searched #{k}", "train_net.py", FAD_CONFIG, os.path.join(work_dir, f"searched_{k}"),
+                     ["SEED", k, "MODEL.FAD.GENOTYPE", genotype, *opts], NOMINAL_S["fad"], env)
+        runs.append(Run("searched", f"searched_{k}", train, search, genotype))
+    for k in range(seeds):
+        train = Step(f"stock seed {k}", "train_net.py", STOCK_CONFIG, os.path.join(work_dir, f"stock_{k}"),
+                     ["SEED", k, *opts], NOMINAL_S["stock"], env)
+        runs.append(Run("stock", f"stock_{k}", train))
+    for k in range(seeds):
+        genotype = os.path.join(gdir, f"random_{k}.json")
+        if not os.path.isfile(genotype):
+            save_genotype(sample_random_genotype("full", seed=k), genotype, meta={"random_seed": k})
+        train = Step(f"random genotype {k}", "train_net.py", FAD_CONFIG, os.path.join(work_dir, f"random_{k}"),
+                     ["SEED", k, "MODEL.FAD.GENOTYPE", genotype, *opts], NOMINAL_S["fad"], env)
+        runs.append(Run("random", f"random_{k}", train, genotype=genotype))
+    return runs
+
+
+def execute(runs: List[Run], device: str, jobs: int):
+    """Run everything not finished, ``jobs`` runs at a time, printing progress with an ETA."""
+    steps = [s for r in runs for s in r.steps]
+    start = time.time()
+    lock = threading.Lock()
+    todo_nominal = sum(s.nominal_s for s in steps if not s.finished()) / max(jobs, 1)
+
+    def report(message):
+        with lock:
+            left = [s for s in steps if not s.finished()]
+            elapsed = time.time() - start
+            done_nominal = todo_nominal - sum(s.nominal_s for s in left) / max(jobs, 1)
+            scale = elapsed / done_nominal if done_nominal > 0 else 1.0
+            eta = scale * sum(s.nominal_s for s in left) / max(jobs, 1)
+            print(f"[study] {time.strftime('%H:%M:%S')} {message} | {len(steps) - len(left)}/{len(steps)} "
+                  f"steps done, ETA {eta / 60:.0f} min", flush=True)
+
+    report("plan")
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(r.execute, device, report) for r in runs]:
+            future.result()
+
+
+def head_costs(runs: List[Run], opts: Sequence[str], repeats: int) -> Dict[str, dict]:
+    """Head params, GFLOPs (fvcore) and CPU inference latency (ms, median, all heads timed
+    interleaved in this process) of every run's head at the demo test size."""
+    cfgs = {}
+    for r in runs:
+        config, extra = (STOCK_CONFIG, []) if r.arm == "stock" else (FAD_CONFIG, ["MODEL.FAD.GENOTYPE", r.genotype])
+        cfgs[r.name] = load_cfg(repo_path(config), [*opts, *extra, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
+    any_cfg = next(iter(cfgs.values()))
+    height, width = any_cfg.INPUT.MIN_SIZE_TEST, any_cfg.INPUT.MAX_SIZE_TEST
+    costs = {}
+    for name, cfg in cfgs.items():
+        head = analyze_model(cfg, height, width)["head"]
+        costs[name] = {"head_params": head["params"], "head_gflops": head["gflops"]}
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    features = [torch.randn(1, any_cfg.MODEL.FPN.OUT_CHANNELS, h, w, generator=g) for h, w in level_sizes(height, width)]
+    heads = {name: build_head(cfg).eval() for name, cfg in cfgs.items()}
+
+    def inference(head):
+        with torch.no_grad():
+            head(features)
+
+    times = time_fns({n: (lambda h=h: inference(h)) for n, h in heads.items()},
+                     Settings(device="cpu", threads=torch.get_num_threads(), warmup=2, repeats=repeats))
+    for name in costs:
+        costs[name]["head_latency_ms"] = 1e3 * times[name]["median_s"]
+    return costs, [height, width]
+
+
+def collect(runs: List[Run], costs: Dict[str, dict]) -> Dict[str, dict]:
+    results = {}
+    for r in runs:
+        results[r.name] = {"arm": r.arm, **final_bbox_metrics(r.train.output_dir), **costs[r.name],
+                           "train_s": r.train.seconds(), "search_s": r.search.seconds() if r.search else None,
+                           "genotype": r.genotype}
+        if r.search is not None:
+            with open(r.genotype) as f:
+                meta = json.load(f).get("meta", {})
+            results[r.name]["search_stable"] = meta.get("stable")
+            results[r.name]["search_iterations"] = meta.get("iteration")
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3, help="runs per arm (n)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side (each gets cores/jobs threads)")
+    parser.add_argument("--work-dir", default="output/study")
+    parser.add_argument("--results-dir", default="benchmarks/results")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--latency-repeats", type=int, default=20)
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run (tests shrink the runs)")
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.jobs < 1:
+        sys.exit("error: --seeds and --jobs must be >= 1")
+    work_dir = os.path.abspath(args.work_dir)
+    opts = list(args.opts)
+    if "MODEL.WEIGHTS" not in opts[::2]:
+        ensure_pretrained_backbone(os.path.join(work_dir, "pretrain"), args.device)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    for split in ("train", "val"):  # generated once here, not by the parallel runs
+        ensure_split(split)
+    runs = plan_runs(work_dir, args.seeds, opts, env)
+    start = time.time()
+    execute(runs, args.device, args.jobs)
+    print(f"[study] all runs finished; measuring head costs", flush=True)
+    costs, size = head_costs(runs, opts, args.latency_repeats)
+    results = collect(runs, costs)
+    arms = {arm: [r for r in results.values() if r["arm"] == arm] for arm in ("stock", "random", "searched")}
+    summary = summarize(arms)
+    os.makedirs(args.results_dir, exist_ok=True)
+    table = markdown_table(summary)
+    write_json(os.path.join(args.results_dir, "search_quality.json"), {
+        "machine": machine_info(Settings(device="cpu", threads=torch.get_num_threads())),
+        "seeds": args.seeds, "jobs": args.jobs, "test_size": size,
+        "opts": opts, "wall_s_this_call": time.time() - start, "summary": summary, "runs": results})
+    with open(os.path.join(args.results_dir, "search_quality.md"), "w") as f:
+        f.write(f"{table}\n\nPer run:\n\n{runs_table(results)}\n")
+    plot_comparison(summary, os.path.join(args.results_dir, "comparison.png"),
+                    title=f"fad_synth_val, heads on a frozen pre-trained R-18 FPN, n={args.seeds} per arm")
+    print("\n" + table, flush=True)
+    print(f"\n[study] results: {args.results_dir}/search_quality.{{json,md}}, comparison.png", flush=True)
+
+
+if __name__ == "__main__":
+    main()
