@@ -10,9 +10,11 @@ import time
 
 import pytest
 from detectron2.modeling import build_model
+from detectron2.utils.events import EventStorage
 
 import fad_d2  # noqa: F401
-from fad_d2.search import SearchTrainer
+from fad_d2.search import DeriveArchitectureHook, SearchTrainer
+from fad_d2.space import CellGroup, get_search_space
 from tests.conftest import REPO
 from tests.engine.test_user_errors import error_line
 from tests.modeling.utils import cpu_cfg, tiny_opts
@@ -98,3 +100,53 @@ def test_any_node_count_searches_and_derives(tmp_path, num_nodes):
                              "MODEL.FAD.NUM_NODES", n))
     model = build_model(cfg)
     assert model.head.fad.box.num_nodes == model.head.fad.cls.num_nodes == num_nodes
+
+
+class _FakeTrainer:
+    """The part of a trainer the derive hook uses: ``iter``, ``max_iter``, ``storage``,
+    ``request_stop``."""
+
+    def __init__(self, max_iter, storage):
+        self.iter, self.max_iter, self.storage, self.stop_reason = 0, max_iter, storage, None
+
+    def request_stop(self, reason):
+        self.stop_reason, self.max_iter = reason, self.iter + 1
+
+
+def _run_hook(tmp_path, max_iter, interrupt_at=None, stop_when_stable=True):
+    """Drive a derive hook over frozen-α search groups (so every derivation is stable) like
+    ``TrainerBase.train`` does, optionally raising KeyboardInterrupt at ``interrupt_at``."""
+    groups = [CellGroup(32, 32, space=get_search_space("subset1"), name=n, num_nodes=2) for n in ("box", "cls")]
+    hook = DeriveArchitectureHook(groups, 2, stop_when_stable, str(tmp_path))
+    with EventStorage(0) as storage:
+        hook.trainer = trainer = _FakeTrainer(max_iter, storage)
+        try:
+            for trainer.iter in range(max_iter):
+                if trainer.iter == interrupt_at:
+                    raise KeyboardInterrupt
+                hook.after_step()
+                if trainer.stop_reason:
+                    break
+            trainer.iter += 1
+        except KeyboardInterrupt:
+            pass
+        finally:
+            hook.after_train()
+    return hook
+
+
+def test_hook_end_states_and_files(tmp_path):
+    stable = _run_hook(tmp_path / "stable", 10)
+    assert stable.end == {"reason": "stable", "iteration": 4}
+    assert json.loads((tmp_path / "stable" / "genotype_final.json").read_text())["meta"]["end"] == "stable"
+    assert stable.state_dict()["end"] == stable.end  # saved in the checkpoint with the history
+
+    completed = _run_hook(tmp_path / "completed", 3, stop_when_stable=False)
+    assert completed.end == {"reason": "completed", "iteration": 3}
+    assert [h["iteration"] for h in completed.history] == [2, 3]  # the last iteration derives
+
+    interrupted = _run_hook(tmp_path / "interrupted", 10, interrupt_at=3, stop_when_stable=False)
+    assert interrupted.end is None
+    assert not (tmp_path / "interrupted" / "genotype_final.json").exists()
+    assert json.loads((tmp_path / "interrupted" / "genotype_last.json").read_text())["meta"] == {
+        "interrupted": True, "iteration": 2}
