@@ -3,8 +3,10 @@
 It differs from ``DefaultTrainer`` in what it builds (a w optimizer without α, an α optimizer,
 a loader per half of the split training data, a :class:`BilevelTrainer`), in its hooks (no
 evaluation; :class:`DeriveArchitectureHook`) and in its loop, which ends early when the derive
-hook asks (stable architecture).  Checkpoints carry w, α, both optimizers, the LR scheduler,
-the iteration, the split and the derivation history.
+hook asks (stable architecture) and does not run at all once the search has ended.
+Checkpoints (:class:`FADCheckpointer`) carry w, α, both optimizers, the LR scheduler, the
+iteration, the split, the derivation history with the search's end state, and the genotype
+record (a supernet's: none).
 """
 import logging
 import os
