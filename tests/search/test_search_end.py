@@ -66,24 +66,27 @@ def test_split_made_with_another_seed_is_refused(tmp_path):
 
 
 def test_sigint_leaves_no_final_genotype(tmp_path):
+    out = tmp_path / "search"
     env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "search_net.py"), "--config-file", SEARCH_CONFIG,
-                             *tiny_search_opts(tmp_path, "SOLVER.MAX_ITER", "1000", "SEARCH.DERIVE_PERIOD", "1")],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 300
-        while not (tmp_path / "genotype_iter_0000001.json").exists():
-            assert proc.poll() is None, "the search exited early"
-            assert time.time() < deadline, "no derivation within 5 minutes"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130 and "error: interrupted" in stderr
-    assert "the search was interrupted" in stdout + stderr  # Detectron2's log goes to stdout
-    assert not (tmp_path / "genotype_final.json").exists()
-    last = json.loads((tmp_path / "genotype_last.json").read_text())
+    with open(tmp_path / "stdout.txt", "w") as stdout, open(tmp_path / "stderr.txt", "w") as stderr:
+        proc = subprocess.Popen([sys.executable, os.path.join(REPO, "search_net.py"), "--config-file", SEARCH_CONFIG,
+                                 *tiny_search_opts(out, "SOLVER.MAX_ITER", "1000", "SEARCH.DERIVE_PERIOD", "1")],
+                                cwd=REPO, env=env, stdout=stdout, stderr=stderr)
+        try:
+            deadline = time.time() + 300
+            while not (out / "genotype_iter_0000001.json").exists():
+                assert proc.poll() is None, "the search exited early"
+                assert time.time() < deadline, "no derivation within 5 minutes"
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+        finally:
+            proc.kill()
+    logs = (tmp_path / "stdout.txt").read_text() + (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 130 and "error: interrupted" in logs
+    assert "the search was interrupted" in logs
+    assert not (out / "genotype_final.json").exists()
+    last = json.loads((out / "genotype_last.json").read_text())
     assert last["meta"]["interrupted"] is True
 
 
