@@ -7,10 +7,8 @@ FLOPs are fvcore's counts (one per multiply-add) for one image of ``--size H W``
 config's test size, 800×1333 for COCO configs); the mask head is counted per RoI.
 """
 import argparse
-import functools
 import json
 import logging
-import sys
 
 import torch
 from detectron2.modeling import build_model
@@ -18,24 +16,8 @@ from detectron2.utils.analysis import FlopCountAnalysis
 from fvcore.nn import FlopCountAnalysis as FvcoreFlops
 from torch import nn
 
-from .engine.setup import ConfigError, load_cfg
-
-STOCK_HEADS = {"MODEL.FCOS.HEAD_NAME": "FCOSHead", "MODEL.RETINANET.HEAD_NAME": "RetinaNetHead",
-               "MODEL.ROI_MASK_HEAD.NAME": "MaskRCNNConvUpsampleHead"}
-
-
-def head_key(cfg):
-    """The config key selecting the head that FAD replaces in this detector."""
-    arch = cfg.MODEL.META_ARCHITECTURE
-    if arch == "FCOS":
-        return "MODEL.FCOS.HEAD_NAME"
-    if arch == "SelectableHeadRetinaNet":
-        return "MODEL.RETINANET.HEAD_NAME"
-    if cfg.MODEL.MASK_ON:
-        return "MODEL.ROI_MASK_HEAD.NAME"
-    raise ValueError(f"MODEL.META_ARCHITECTURE {arch!r}: no FAD-replaceable head (FCOS, "
-                     "SelectableHeadRetinaNet or a Mask R-CNN)")
-
+from .engine.setup import load_cfg, one_line_errors
+from .modeling.heads import cfg_value, replaceable_head
 
 class _MaskHeadLayers(nn.Module):
     """A mask head's ``layers`` (RoI features → mask logits) as a module, for fvcore."""
@@ -64,7 +46,7 @@ def analyze_model(cfg, height, width):
     image = torch.zeros(3, height, width)
     whole = FlopCountAnalysis(model, [{"image": image, "height": height, "width": width}])
     whole = whole.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    if head_key(cfg) == "MODEL.ROI_MASK_HEAD.NAME":
+    if replaceable_head(cfg).needs_mask_on:
         head = model.roi_heads.mask_head
         res = cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
         head_flops = _count(_MaskHeadLayers(head), (torch.zeros(1, cfg.MODEL.FPN.OUT_CHANNELS, res, res),))
@@ -83,16 +65,15 @@ def analyze_model(cfg, height, width):
 
 def analyze(config_file, opts=(), genotype=None, size=None):
     """Analyse the config's detector and the same detector with its stock head."""
-    cfg = load_cfg(config_file, list(opts) + ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
-    key = head_key(cfg)
-    if genotype:
-        cfg.merge_from_list([("MODEL.FAD_MASK.GENOTYPE" if key.startswith("MODEL.ROI") else "MODEL.FAD.GENOTYPE"), genotype])
+    opts = list(opts) + ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""]
+    spec = replaceable_head(load_cfg(config_file, opts, check=False))
+    cfg = load_cfg(config_file, opts + ([spec.genotype_key, genotype] if genotype else []))
     height, width = size or (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
     stock_cfg = cfg.clone()
-    stock_cfg.merge_from_list([key, STOCK_HEADS[key]])
+    stock_cfg.merge_from_list([spec.head_key, spec.stock_head])
     return {
-        "config": config_file, "image_size": [height, width], "head_key": key,
-        "head_name": functools.reduce(getattr, key.split("."), cfg),
+        "config": config_file, "image_size": [height, width], "head_key": spec.head_key,
+        "head_name": cfg_value(cfg, spec.head_key), "stock_head": spec.stock_head,
         "ours": analyze_model(cfg, height, width),
         "stock": analyze_model(stock_cfg, height, width),
     }
@@ -102,7 +83,7 @@ def format_table(result):
     """A plain-text table of :func:`analyze`'s result."""
     rows = [("", "params (M)", "GFLOPs")]
     for who in ("stock", "ours"):
-        name = STOCK_HEADS[result["head_key"]] if who == "stock" else result["head_name"]
+        name = result["stock_head"] if who == "stock" else result["head_name"]
         r = result[who]
         rows.append((f"{name} head ({r['head']['flops_for']})", f"{r['head']['params'] / 1e6:.2f}",
                      f"{r['head']['gflops']:.1f}"))
@@ -121,13 +102,12 @@ def main(argv=None):
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="image size (default: test size)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     logging.getLogger("detectron2").setLevel(logging.ERROR)
-    try:
+    with one_line_errors(args.debug):
         result = analyze(args.config_file, args.opts, args.genotype, args.size)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
     print(json.dumps(result, indent=2) if args.json else format_table(result))
 
 

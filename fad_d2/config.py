@@ -74,11 +74,16 @@ def _add_backbone_config(cfg):
 
 
 def add_fad_config(cfg):
-    """Add every fad_d2 key (``MODEL.BACKBONE.FREEZE_ALL``, ``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``, ``MODEL.FAD``,
-    ``MODEL.FAD_MASK``, ``SEARCH``) with its default to a Detectron2 ``CfgNode``, in place."""
+    """Add every fad_d2 key (``MODEL.BACKBONE.FREEZE_ALL``, ``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``,
+    ``MODEL.FAD``, ``MODEL.FAD_MASK``, ``MODEL.FAD_GENOTYPE_RECORD``, ``SEARCH``) with its default to a
+    Detectron2 ``CfgNode``, in place."""
     _add_backbone_config(cfg)
     _add_fcos_config(cfg)
     cfg.MODEL.RETINANET.HEAD_NAME = "RetinaNetHead"  # a name in RETINANET_HEAD_REGISTRY
     _add_fad_head_config(cfg)
     _add_fad_mask_config(cfg)
+    # Filled when a config is loaded (fad_d2.engine.setup.load_cfg), never by hand: the genotypes
+    # of the FAD heads the config builds, as JSON {genotype key: {"file", "genotype"}}, so that a
+    # saved config.yaml (and every checkpoint) states the architecture, not only a file name.
+    cfg.MODEL.FAD_GENOTYPE_RECORD = ""
     _add_search_config(cfg)

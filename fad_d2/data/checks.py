@@ -67,6 +67,18 @@ def check_dataset_available(name: str) -> None:
             )
 
 
+def check_images_exist(dataset_dicts, dataset_names) -> None:
+    """Raise ``FileNotFoundError`` naming the first image of ``dataset_dicts`` (Detectron2 records
+    with ``file_name``) that does not exist, and how many are missing: checked before training
+    starts instead of when the loader reaches the image (existence only, no decoding)."""
+    missing = [d["file_name"] for d in dataset_dicts if not os.path.isfile(d["file_name"])]
+    if missing:
+        raise FileNotFoundError(
+            f"Dataset {', '.join(map(repr, dataset_names))}: image '{missing[0]}' does not exist "
+            f"({len(missing)} of {len(dataset_dicts)} images are missing)"
+        )
+
+
 def _problem(data):
     """The first thing that keeps ``data`` from being a usable COCO instances dict, or None."""
     if not isinstance(data, dict):

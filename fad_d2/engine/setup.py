@@ -1,24 +1,26 @@
 """Build the frozen config of a run from the command line, with one-line errors."""
+import contextlib
 import os
 import sys
 
 from detectron2.config import get_cfg
-from detectron2.engine import default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from ..config import add_fad_config
+from .validate import ConfigError, check_fad_config
+
+DEBUG_ENV = "FAD_D2_DEBUG"
 
 
-class ConfigError(ValueError):
-    """A config file or a command-line override that cannot be used; the message names it."""
+def load_cfg(config_file, opts=(), check=True):
+    """Return the (unfrozen) config: Detectron2 defaults + :func:`add_fad_config` + file + opts,
+    checked by :func:`check_fad_config` (unless ``check=False``).
 
-
-def load_cfg(config_file, opts=()):
-    """Return the (unfrozen) config: Detectron2 defaults + :func:`add_fad_config` + file + opts.
-
-    Raises :class:`ConfigError` for a missing file, a key that does not exist (a typo) or a
-    value of the wrong type, naming the file or override.
+    Raises :class:`ConfigError` for a missing file, a key that does not exist (a typo), a value
+    of the wrong type or not allowed, naming the file, override or key (a genotype file's own
+    errors name the file).
     """
     cfg = get_cfg()
     add_fad_config(cfg)
@@ -32,6 +34,8 @@ def load_cfg(config_file, opts=()):
         cfg.merge_from_list(list(opts))
     except (KeyError, ValueError, AssertionError, TypeError) as e:
         raise ConfigError(f"command-line override {list(opts)}: {_reason(e)}") from None
+    if check:
+        check_fad_config(cfg)
     return cfg
 
 
@@ -39,21 +43,49 @@ def _reason(exc):
     return str(exc.args[0]) if exc.args else type(exc).__name__
 
 
-def setup_cfg(args):
+def setup_cfg(args, cfg=None):
     """``get_cfg`` → ``add_fad_config`` → file → overrides → freeze → ``default_setup``, and the
-    ``fad_d2`` logger set up like Detectron2's (console + ``OUTPUT_DIR/log.txt``)."""
-    cfg = load_cfg(args.config_file, args.opts)
+    ``fad_d2`` logger set up like Detectron2's (console + ``OUTPUT_DIR/log.txt``).  ``cfg``: the
+    config :func:`load_cfg` already returned for ``args`` (loaded here when ``None``)."""
+    cfg = load_cfg(args.config_file, args.opts) if cfg is None else cfg
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="fad_d2", abbrev_name="fad")
     return cfg
 
 
+def argument_parser(description=None):
+    """Detectron2's ``default_argument_parser`` + ``--debug`` (tracebacks instead of one-line
+    errors; the environment variable ``FAD_D2_DEBUG=1`` does the same)."""
+    parser = default_argument_parser()
+    if description:
+        parser.description = description
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
+    return parser
+
+
+@contextlib.contextmanager
+def one_line_errors(debug=False):
+    """Turn a user error (a ``ValueError`` such as :class:`ConfigError`, a missing file, an
+    unknown name) into ``error: <message>`` on stderr and exit status 1; Ctrl-C exits with 130.
+    With ``debug`` or ``FAD_D2_DEBUG=1`` the exception propagates with its traceback."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        if debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        sys.exit("error: " + " ".join(str(message).split("\n")))
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(130)
+
+
 def launch_main(main, args):
     """Run ``main(args)`` through Detectron2's ``launch`` (one process per GPU, ``--num-machines``
-    etc.); a :class:`ConfigError` or a missing file ends the program with a one-line message."""
-    try:
+    etc.) inside :func:`one_line_errors`; the config is checked first, in this process."""
+    with one_line_errors(getattr(args, "debug", False)):
+        load_cfg(args.config_file, args.opts)
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
-    except (ConfigError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")

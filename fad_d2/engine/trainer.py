@@ -1,15 +1,29 @@
-"""``DefaultTrainer`` with the stock COCO evaluator and early dataset checks."""
+"""``DefaultTrainer`` with the stock COCO evaluator, early dataset checks and checkpoints that
+carry the genotype."""
 import os
 
+from detectron2.data import build_detection_train_loader, get_detection_dataset_dicts
 from detectron2.engine import DefaultTrainer
 from detectron2.evaluation import COCOEvaluator
 
-from ..data import check_dataset_available
+from ..data import check_dataset_available, check_images_exist
+from .checkpoint import FADCheckpointer, genotype_record
+
+
+def training_dataset_dicts(cfg):
+    """The records of ``DATASETS.TRAIN`` (as Detectron2's train loader reads them), after
+    checking that every dataset and every image file exists."""
+    for name in cfg.DATASETS.TRAIN:
+        check_dataset_available(name)
+    dicts = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+    check_images_exist(dicts, cfg.DATASETS.TRAIN)
+    return dicts
 
 
 class Trainer(DefaultTrainer):
     """Detectron2's trainer, evaluating with ``COCOEvaluator(use_fast_impl=False)`` (pycocotools,
-    so no compiled Detectron2 op is needed) and checking that every dataset exists first."""
+    so no compiled Detectron2 op is needed), checking that every dataset and training image exists
+    first, and saving/loading checkpoints with :class:`FADCheckpointer`."""
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -18,11 +32,16 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        for name in cfg.DATASETS.TRAIN:
-            check_dataset_available(name)
-        return super().build_train_loader(cfg)
+        return build_detection_train_loader(cfg, dataset=training_dataset_dicts(cfg))
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
         check_dataset_available(dataset_name)
         return super().build_test_loader(cfg, dataset_name)
+
+    def build_hooks(self):
+        """Detectron2's hooks, whose checkpointer (made by ``DefaultTrainer.__init__`` right
+        before this call) becomes a :class:`FADCheckpointer` with the same checkpointables."""
+        self.checkpointer = FADCheckpointer(self.checkpointer.model, self.cfg.OUTPUT_DIR,
+                                            genotypes=genotype_record(self.cfg), **self.checkpointer.checkpointables)
+        return super().build_hooks()

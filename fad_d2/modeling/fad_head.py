@@ -15,13 +15,15 @@ from detectron2.modeling.anchor_generator import build_anchor_generator
 from torch import nn
 
 from ..space import get_search_space
-from .fad_module import GROUP_NAMES, FADModule, load_head_genotype
+from .fad_module import FADModule
 from .fcos import FCOS_HEAD_REGISTRY
+from .heads import fad_head_spec, head_genotype
 from .retinanet import RETINANET_HEAD_REGISTRY
 
 
-def fad_module_from_config(cfg, input_shape: List[ShapeSpec]) -> FADModule:
-    """Build the :class:`FADModule` of ``MODEL.FAD`` for FPN features of ``input_shape``."""
+def fad_module_from_config(cfg, input_shape: List[ShapeSpec], head: str) -> FADModule:
+    """Build the :class:`FADModule` of ``MODEL.FAD`` for FPN features of ``input_shape``, for
+    FAD head class ``head``."""
     channels = {s.channels for s in input_shape}
     if len(channels) != 1:
         raise ValueError(f"FAD heads share weights over levels: all input channels must be equal, got {channels}")
@@ -30,7 +32,7 @@ def fad_module_from_config(cfg, input_shape: List[ShapeSpec]) -> FADModule:
     return FADModule(
         channels=channels.pop(), inner_channels=fad.INNER_CHANNELS, num_cells=fad.NUM_CELLS,
         space=space, repshare=fad.REPSHARE,
-        genotype=load_head_genotype(fad.GENOTYPE, space, GROUP_NAMES, "MODEL.FAD.GENOTYPE"),
+        genotype=head_genotype(cfg, fad_head_spec(head)),
         num_nodes=fad.NUM_NODES, norm=fad.NORM, layout=fad.LAYOUT, box_first=fad.BOX_FIRST,
     )
 
@@ -75,7 +77,7 @@ class FADHead(_FADDenseHead):
     @classmethod
     def from_config(cls, cfg, input_shape: List[ShapeSpec]):
         return {
-            "fad_module": fad_module_from_config(cfg, input_shape),
+            "fad_module": fad_module_from_config(cfg, input_shape, cls.__name__),
             "channels": input_shape[0].channels,
             "num_classes": cfg.MODEL.FCOS.NUM_CLASSES,
             "num_anchors": 1,
@@ -94,7 +96,7 @@ class FADRetinaNetHead(_FADDenseHead):
         if len(num_anchors) != 1:
             raise ValueError(f"MODEL.ANCHOR_GENERATOR: FAD needs the same anchors per level, got {num_anchors}")
         return {
-            "fad_module": fad_module_from_config(cfg, input_shape),
+            "fad_module": fad_module_from_config(cfg, input_shape, cls.__name__),
             "channels": input_shape[0].channels,
             "num_classes": cfg.MODEL.RETINANET.NUM_CLASSES,
             "num_anchors": num_anchors.pop(),

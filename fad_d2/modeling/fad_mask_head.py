@@ -1,7 +1,7 @@
 """Mask FAD (paper §3.1, appendix 6.2): one group of cells replaces Mask R-CNN's 4 mask convs.
 
 ``MODEL.ROI_MASK_HEAD.NAME: FADMaskHead``, configured by ``MODEL.FAD_MASK.*``; the genotype has a
-single group named ``"mask"``.  After the cells: the usual 2×2 deconv (+ReLU) and 1×1 predictor.
+single group named ``"mask"`` (see ``heads.FAD_HEADS``).  After the cells: the usual 2×2 deconv (+ReLU) and 1×1 predictor.
 """
 from detectron2.config import configurable
 from detectron2.layers import Conv2d, ConvTranspose2d, ShapeSpec
@@ -10,9 +10,7 @@ from fvcore.nn import weight_init
 from torch import nn
 
 from ..space import CellGroup, get_search_space
-from .fad_module import load_head_genotype
-
-MASK_GROUP = "mask"
+from .heads import build_cell_groups, fad_head_spec, head_genotype
 
 
 @ROI_MASK_HEAD_REGISTRY.register()
@@ -35,16 +33,15 @@ class FADMaskHead(BaseMaskRCNNHead):
     def from_config(cls, cfg, input_shape: ShapeSpec):
         ret = super().from_config(cfg, input_shape)
         fad = cfg.MODEL.FAD_MASK
-        space = get_search_space(fad.SEARCH_SPACE)
-        genotype = load_head_genotype(fad.GENOTYPE, space, (MASK_GROUP,), "MODEL.FAD_MASK.GENOTYPE")
+        spec = fad_head_spec(cls.__name__)
+        (cells,) = build_cell_groups(
+            names=spec.groups, channels=input_shape.channels, inner_channels=[fad.INNER_CHANNELS],
+            num_cells=[fad.NUM_CELLS], space=get_search_space(fad.SEARCH_SPACE), repshare=fad.REPSHARE,
+            genotype=head_genotype(cfg, spec), num_nodes=fad.NUM_NODES, norm=fad.NORM,
+        )
         ret.update(
             input_shape=input_shape,
-            cells=CellGroup(
-                input_shape.channels, fad.INNER_CHANNELS, 1 if genotype is None else fad.NUM_CELLS,
-                space=space, repshare=fad.REPSHARE,
-                genotype=None if genotype is None else genotype.group(MASK_GROUP),
-                num_nodes=fad.NUM_NODES, norm=fad.NORM, name=MASK_GROUP,
-            ),
+            cells=cells,
             num_classes=1 if cfg.MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK else cfg.MODEL.ROI_HEADS.NUM_CLASSES,
         )
         return ret

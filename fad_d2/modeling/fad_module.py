@@ -14,9 +14,10 @@ from typing import Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
-from ..space import CellGroup, Genotype, SearchSpace, check_cell_genotype, load_genotype
+from ..space import Genotype, SearchSpace
+from .heads import build_cell_groups, fad_head_spec
 
-GROUP_NAMES = ("box", "cls")
+GROUP_NAMES = fad_head_spec("FADHead").groups  # ("box", "cls")
 LAYOUTS = ("sequential", "parallel")
 
 
@@ -37,25 +38,16 @@ class FADModule(nn.Module):
                  box_first: bool = True):
         super().__init__()
         if layout not in LAYOUTS:
-            raise ValueError(f"MODEL.FAD.LAYOUT: {layout!r} is not one of {LAYOUTS}")
+            raise ValueError(f"layout: {layout!r} is not one of {LAYOUTS}")
         if len(inner_channels) != 2 or len(num_cells) != 2:
-            raise ValueError(
-                f"MODEL.FAD.INNER_CHANNELS and MODEL.FAD.NUM_CELLS need one value per group "
-                f"{GROUP_NAMES}, got {list(inner_channels)} and {list(num_cells)}"
-            )
-        if genotype is not None:
-            check_genotype_groups(genotype, GROUP_NAMES, "MODEL.FAD.GENOTYPE")
+            raise ValueError(f"inner_channels and num_cells need one value per group {GROUP_NAMES}, "
+                             f"got {list(inner_channels)} and {list(num_cells)}")
         self.layout = layout
         self.box_first = box_first
-        groups = {}
-        for name, c_inner, m in zip(GROUP_NAMES, inner_channels, num_cells):
-            groups[name] = CellGroup(
-                channels, c_inner, 1 if genotype is None else m, space=space, repshare=repshare,
-                genotype=None if genotype is None else genotype.group(name), num_nodes=num_nodes,
-                norm=norm, name=name,
-            )
-        self.box = groups["box"]
-        self.cls = groups["cls"]
+        self.box, self.cls = build_cell_groups(
+            names=GROUP_NAMES, channels=channels, inner_channels=inner_channels, num_cells=num_cells,
+            space=space, repshare=repshare, genotype=genotype, num_nodes=num_nodes, norm=norm,
+        )
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """``x``: Tensor[N, c, H, W] → (box feature, cls feature), each Tensor[N, c, H, W]."""
@@ -66,23 +58,3 @@ class FADModule(nn.Module):
         h2 = second(h1 + x)
         return (h1, h2) if self.box_first else (h2, h1)
 
-
-def load_head_genotype(path: str, space: SearchSpace, expected_groups: Sequence[str], key: str):
-    """Load the genotype file of config key ``key`` (empty path: ``None``, the search supernet)
-    and check it fits the head: its groups are ``expected_groups`` and every op is in ``space``."""
-    if not path:
-        return None
-    genotype = load_genotype(path)
-    check_genotype_groups(genotype, expected_groups, f"{key} ({path})")
-    for name, cell in genotype.groups:
-        check_cell_genotype(cell, space, source=f"{key} ({path}), group {name!r}")
-    return genotype
-
-
-def check_genotype_groups(genotype: Genotype, expected: Sequence[str], key: str):
-    """Raise a ``ValueError`` naming ``key`` when the genotype's groups are not ``expected``."""
-    if tuple(genotype.group_names) != tuple(expected):
-        raise ValueError(
-            f"{key}: the genotype has groups {list(genotype.group_names)} but this head needs "
-            f"{list(expected)} (a genotype searched for another head?)"
-        )

@@ -4,8 +4,14 @@ Every ``SEARCH.DERIVE_PERIOD`` iterations the discrete genotype is derived from 
 written to ``genotype_iter_XXXXXXX.json`` and compared with the previous derivation; with
 ``SEARCH.STOP_WHEN_STABLE`` an unchanged genotype ends the search.  softmax(α) of every edge is
 recorded at each derivation (``alpha_history.json``, TensorBoard scalars ``alpha/<group>/...``)
-and plotted (``alpha_evolution.png``).  At the end, ``genotype_final.json`` and its drawing
-``genotype_final.png`` are written.  The history is part of the trainer's checkpoint.
+and plotted (``alpha_evolution.png``).
+
+A search ends honestly: the last iteration (``SOLVER.MAX_ITER``, or the one where the
+architecture was found stable) always derives, and only then is the end state set
+(``{"reason": "completed" | "stable", "iteration": N}``, saved in the checkpoint with the
+history) and ``genotype_final.json`` (+ its drawing ``genotype_final.png``) written.  A search
+interrupted before (Ctrl-C, a crash) writes its last derivation to ``genotype_last.json``
+instead and says so; configs that train ``genotype_final.json`` never read a half search.
 """
 import json
 import logging
@@ -15,42 +21,50 @@ from detectron2.engine import HookBase
 from detectron2.utils import comm
 
 from ..draw import draw_genotype
-from ..space import derive_genotype, genotype_from_dict, genotype_to_dict, save_genotype
+from ..space import Genotype, genotype_from_dict, genotype_to_dict, save_genotype
 from .plots import plot_alpha_evolution
 
 logger = logging.getLogger(__name__)
 
 FINAL_GENOTYPE = "genotype_final.json"
+LAST_GENOTYPE = "genotype_last.json"  # an interrupted search's last derivation
 
 
 class DeriveArchitectureHook(HookBase):
     """Derive, record and compare the architecture of ``groups`` every ``period`` iterations.
 
     Args:
-        groups: the search ``CellGroup``\\ s of the model (each with ``name``, ``alpha`` [E, K]).
-        space: their search space (one per genotype file).
+        groups: the search ``CellGroup``\\ s of the model (each with ``name``, ``alpha`` [E, K]
+            and ``derive()``), all in one search space (one per genotype file).
         period: derivation period in iterations.
         stop_when_stable: ask the trainer to stop when two successive derivations are equal.
         output_dir: where files go (written by the main process only).
     """
 
-    def __init__(self, groups, space, period, stop_when_stable, output_dir):
-        if period <= 0:
-            raise ValueError(f"SEARCH.DERIVE_PERIOD must be > 0, got {period}")
+    def __init__(self, groups, period, stop_when_stable, output_dir):
         self.groups = list(groups)
-        self.space = space
+        spaces = {g.space.name for g in self.groups}
+        if len(spaces) != 1:
+            raise ValueError(f"all search groups must share one search space, got {sorted(spaces)}")
+        self.space = self.groups[0].space
         self.period = period
         self.stop_when_stable = stop_when_stable
         self.output_dir = output_dir
         self.history = []  # [{"iteration", "genotype": dict, "softmax_alpha": {group: [[...]]}}]
+        self.end = None  # set at the last iteration: {"reason": "completed" | "stable", "iteration"}
 
-    def current_genotype(self):
-        return derive_genotype([(g.name, g.alpha.detach().cpu()) for g in self.groups], self.space)
+    def current_genotype(self) -> Genotype:
+        """The genotype derived from the current α of every group (``CellGroup.derive``)."""
+        return Genotype(self.space.name, tuple((g.name, g.derive()) for g in self.groups))
 
     def after_step(self):
         next_iter = self.trainer.iter + 1
-        if next_iter % self.period == 0:
-            self.derive(next_iter)
+        stable = self.derive(next_iter) if next_iter % self.period == 0 else False
+        if next_iter >= self.trainer.max_iter:  # the last iteration (max_iter is cut by a stop)
+            if not self.history or self.history[-1]["iteration"] != next_iter:
+                self.derive(next_iter)
+            self.end = {"reason": "stable" if stable and self.stop_when_stable else "completed",
+                        "iteration": next_iter}
 
     def derive(self, iteration):
         """Derive at ``iteration``; returns True when it equals the previous derivation."""
@@ -74,27 +88,36 @@ class DeriveArchitectureHook(HookBase):
                 json.dump({"choices": list(self.space.choices), "history": self.history}, f)
             plot_alpha_evolution(self.history, self.space.choices,
                                  os.path.join(self.output_dir, "alpha_evolution.png"))
-        if stable and self.stop_when_stable:
+        if stable and self.stop_when_stable and iteration < self.trainer.max_iter:
             self.trainer.request_stop(f"the derived architecture did not change since iteration "
                                       f"{self.history[-2]['iteration']}")
         return stable
 
     def after_train(self):
-        if not self.history or self.history[-1]["iteration"] != self.trainer.iter:
-            self.derive(self.trainer.iter)
-        if comm.is_main_process():
-            last = self.history[-1]
-            genotype = genotype_from_dict(last["genotype"])
-            path = os.path.join(self.output_dir, FINAL_GENOTYPE)
-            save_genotype(genotype, path, meta={"iteration": last["iteration"], "stable": last["stable"]})
-            draw_genotype(genotype, os.path.splitext(path)[0] + ".png")
-            logger.info("final genotype written to %s", path)
+        """Write ``genotype_final.json`` when the search ended, else ``genotype_last.json``."""
+        if not comm.is_main_process() or not self.history:
+            return
+        last = self.history[-1]
+        genotype = genotype_from_dict(last["genotype"])
+        if self.end is None:
+            path = os.path.join(self.output_dir, LAST_GENOTYPE)
+            save_genotype(genotype, path, meta={"iteration": last["iteration"], "interrupted": True})
+            logger.warning("the search was interrupted at iteration %d: its last derivation (iteration %d) "
+                           "is in %s; %s is written only by a search that ends (--resume continues it)",
+                           self.trainer.iter, last["iteration"], path, FINAL_GENOTYPE)
+            return
+        path = os.path.join(self.output_dir, FINAL_GENOTYPE)
+        save_genotype(genotype, path, meta={"iteration": last["iteration"], "end": self.end["reason"]})
+        draw_genotype(genotype, os.path.splitext(path)[0] + ".png")
+        logger.info("the search ended (%s) at iteration %d: final genotype written to %s",
+                    self.end["reason"], self.end["iteration"], path)
 
     def state_dict(self):
-        return {"history": self.history}
+        return {"history": self.history, "end": self.end}
 
     def load_state_dict(self, state_dict):
         self.history = list(state_dict["history"])
+        self.end = state_dict.get("end")
 
 
 def _describe(genotype):

@@ -60,12 +60,20 @@ def select(dataset_dicts: Sequence[Dict], keys: Sequence[str]) -> List[Dict]:
 
 
 def load_or_make_split(output_dir: str, dataset_dicts, ratio, seed, min_images, write=True) -> SearchSplit:
-    """Reuse ``output_dir/search_split.json`` when present, else make the split (the same on
-    every worker: it is seeded) and, with ``write`` (the main process), save it."""
+    """Reuse ``output_dir/search_split.json`` when present (it must have been made with ``ratio``
+    and ``seed``), else make the split (the same on every worker: it is seeded) and, with
+    ``write`` (the main process), save it."""
     path = os.path.join(output_dir, SPLIT_FILE)
     if os.path.isfile(path):
         with open(path) as f:
-            split = SearchSplit.from_dict(json.load(f))
+            saved = json.load(f)
+        if (saved.get("ratio"), saved.get("seed")) != (ratio, seed):
+            raise ValueError(
+                f"{path} was made with SEARCH.SPLIT_RATIO {saved.get('ratio')} and SEARCH.SPLIT_SEED "
+                f"{saved.get('seed')}, not {ratio} and {seed}: use another OUTPUT_DIR for a new split "
+                "(or the split's values to go on with this search)"
+            )
+        split = SearchSplit.from_dict(saved)
         known = {image_key(r, i) for i, r in enumerate(dataset_dicts)}
         missing = [k for k in split.w_keys + split.alpha_keys if k not in known]
         if missing:

@@ -3,21 +3,24 @@
 It differs from ``DefaultTrainer`` in what it builds (a w optimizer without α, an α optimizer,
 a loader per half of the split training data, a :class:`BilevelTrainer`), in its hooks (no
 evaluation; :class:`DeriveArchitectureHook`) and in its loop, which ends early when the derive
-hook asks (stable architecture).  Checkpoints carry w, α, both optimizers, the LR scheduler,
-the iteration, the split and the derivation history.
+hook asks (stable architecture) and does not run at all once the search has ended.
+Checkpoints (:class:`FADCheckpointer`) carry w, α, both optimizers, the LR scheduler, the
+iteration, the split, the derivation history with the search's end state, and the genotype
+record (a supernet's: none).
 """
 import logging
+import os
 import weakref
 
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.data import DatasetMapper, build_detection_train_loader, get_detection_dataset_dicts
+from detectron2.data import DatasetMapper, build_detection_train_loader
 from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import DefaultTrainer, TrainerBase, create_ddp_model, hooks
 from detectron2.utils import comm
 from detectron2.utils.events import EventStorage
 from detectron2.utils.logger import setup_logger
 
-from ..data import check_dataset_available
+from ..engine.checkpoint import FADCheckpointer, genotype_record, read_checkpoint
+from ..engine.trainer import training_dataset_dicts
 from ..space import CellGroup
 from .bilevel import BilevelTrainer, build_alpha_optimizer
 from .hooks import DeriveArchitectureHook
@@ -44,9 +47,6 @@ class SearchTrainer(DefaultTrainer):
 
         model = self.build_model(cfg)
         self.groups = search_groups(model)
-        spaces = {g.space.name for g in self.groups}
-        if len(spaces) != 1:
-            raise ValueError(f"all search groups must share one search space, got {sorted(spaces)}")
         optimizer = self.build_optimizer(cfg, model)
         alpha_optimizer = build_alpha_optimizer(cfg, [g.alpha for g in self.groups])
         self.split, w_loader, alpha_loader = self.build_search_loaders(cfg)
@@ -56,7 +56,8 @@ class SearchTrainer(DefaultTrainer):
         self._trainer = BilevelTrainer(model, w_loader, optimizer, alpha_loader, alpha_optimizer,
                                        grad_clip_norm=cfg.SEARCH.GRAD_CLIP_NORM)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = FADCheckpointer(model, cfg.OUTPUT_DIR, genotypes=genotype_record(cfg),
+                                            trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.register_hooks(self.build_hooks())
@@ -66,9 +67,8 @@ class SearchTrainer(DefaultTrainer):
         model = super().build_model(cfg)
         if not search_groups(model):
             raise ValueError(
-                f"this config builds a {cfg.MODEL.META_ARCHITECTURE} without any FAD search module: "
-                "use MODEL.FCOS.HEAD_NAME FADHead, MODEL.RETINANET.HEAD_NAME FADRetinaNetHead or "
-                "MODEL.ROI_MASK_HEAD.NAME FADMaskHead, with MODEL.FAD(_MASK).GENOTYPE empty"
+                f"this config builds a {cfg.MODEL.META_ARCHITECTURE} without any FAD search module: select "
+                "a FAD head (fad_d2.modeling.FAD_HEADS lists them and their keys) with an empty genotype"
             )
         return model
 
@@ -87,10 +87,7 @@ class SearchTrainer(DefaultTrainer):
 
     def build_search_loaders(self, cfg):
         """Split the training sets (``SEARCH.SPLIT_*``) and build a train loader per half."""
-        for name in cfg.DATASETS.TRAIN:
-            check_dataset_available(name)
-        dicts = get_detection_dataset_dicts(cfg.DATASETS.TRAIN,
-                                            filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+        dicts = training_dataset_dicts(cfg)
         mapper = DatasetMapper(cfg, is_train=True)
         if not cfg.SEARCH.SPLIT_DATA:  # the released detection code: both steps on the whole set
             # a sampler seeded apart from the w loader's, so that the two steps see other batches
@@ -107,10 +104,10 @@ class SearchTrainer(DefaultTrainer):
     def build_hooks(self):
         """Detectron2's hooks without evaluation, plus the derive hook before the checkpointer."""
         ret = [h for h in super().build_hooks() if not isinstance(h, hooks.EvalHook)]
-        derive = DeriveArchitectureHook(self.groups, self.groups[0].space, self.cfg.SEARCH.DERIVE_PERIOD,
-                                        self.cfg.SEARCH.STOP_WHEN_STABLE, self.cfg.OUTPUT_DIR)
+        self.derive_hook = DeriveArchitectureHook(self.groups, self.cfg.SEARCH.DERIVE_PERIOD,
+                                                  self.cfg.SEARCH.STOP_WHEN_STABLE, self.cfg.OUTPUT_DIR)
         at = next((i for i, h in enumerate(ret) if isinstance(h, hooks.PeriodicCheckpointer)), len(ret))
-        ret.insert(at, derive)
+        ret.insert(at, self.derive_hook)
         return ret
 
     def request_stop(self, reason):
@@ -124,7 +121,11 @@ class SearchTrainer(DefaultTrainer):
 
     def train(self):
         """``TrainerBase.train``'s loop, ended after the iteration in which a hook called
-        :meth:`request_stop`."""
+        :meth:`request_stop`; nothing at all when the loaded checkpoint's search had ended."""
+        if self.derive_hook.end is not None:
+            logger.info("this search already ended (%s) at iteration %d: nothing to do",
+                        self.derive_hook.end["reason"], self.derive_hook.end["iteration"])
+            return
         logger.info("Starting search from iteration %d", self.start_iter)
         self.iter = self.start_iter
         with EventStorage(self.start_iter) as self.storage:
@@ -154,4 +155,16 @@ class SearchTrainer(DefaultTrainer):
             raise ValueError("the checkpoint's search split differs from search_split.json in OUTPUT_DIR")
 
 
-__all__ = ["SearchTrainer", "search_groups"]
+def search_end_state(output_dir):
+    """``(end, checkpoint path)`` of the search whose last checkpoint is in ``output_dir``:
+    ``end`` is the derive hook's end state (``None``: unfinished); ``None`` without checkpoint."""
+    marker = os.path.join(output_dir, "last_checkpoint")
+    if not os.path.isfile(marker):
+        return None
+    with open(marker) as f:
+        path = os.path.join(output_dir, f.read().strip())
+    state = read_checkpoint(path).get("trainer", {}).get("hooks", {})
+    return state.get(DeriveArchitectureHook.__qualname__, {}).get("end"), path
+
+
+__all__ = ["SearchTrainer", "search_end_state", "search_groups"]

@@ -219,7 +219,7 @@ class _Checker:
             parsed.append(tuple(edges))
         return CellGenotype(tuple(parsed))
 
-    def genotype(self, d, num_nodes: int) -> Genotype:
+    def genotype(self, d, num_nodes: Optional[int]) -> Genotype:
         self.typed(d, dict, "$")
         if "format" not in d:  # the tag first, so a file of another format says so
             self.fail("$", "missing key 'format'")
@@ -243,6 +243,10 @@ class _Checker:
                 self.fail(f"{path}.name", "empty group name")
             if any(group_name == seen for seen, _ in parsed):
                 self.fail(f"{path}.name", f"duplicate group name {group_name!r}")
+            if num_nodes is None:  # the file states its node count: the first group's
+                num_nodes = len(self.typed(group["nodes"], list, f"{path}.nodes"))
+                if num_nodes == 0:
+                    self.fail(f"{path}.nodes", "expected at least one node")
             parsed.append((group_name, self.cell(group["nodes"], space, num_nodes,
                                                  f"{path}.nodes")))
         if "meta" in d:
@@ -250,11 +254,12 @@ class _Checker:
         return Genotype(name, tuple(parsed))
 
 
-def genotype_from_dict(d: Any, source: str = "<dict>", num_nodes: int = 3) -> Genotype:
+def genotype_from_dict(d: Any, source: str = "<dict>", num_nodes: Optional[int] = None) -> Genotype:
     """Validate a parsed genotype file and build the :class:`Genotype`.
 
     Raises GenotypeError("<source>: <JSON path>: <detail>") at the first error: format tag,
-    keys (missing / unknown), types, known search space, node count (``num_nodes``), edges
+    keys (missing / unknown), types, known search space, node count (``num_nodes``; ``None``:
+    the first group's, the same for every group), edges
     per node, op names in the space, input indices in range, duplicate inputs, group names.
     """
     return _Checker(source).genotype(d, num_nodes)
@@ -272,16 +277,16 @@ def check_cell_genotype(cell: CellGenotype, space: Optional[SearchSpace] = None,
 def save_genotype(genotype: Genotype, path: str, meta: Optional[Mapping[str, Any]] = None):
     """Validate and write ``genotype`` to ``path`` (format ``fad-genotype/1``)."""
     text = genotype_to_json(genotype, meta)
-    genotype_from_dict(json.loads(text), source=str(path),
-                       num_nodes=genotype.groups[0][1].num_nodes if genotype.groups else 3)
+    genotype_from_dict(json.loads(text), source=str(path))
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
 
-def load_genotype(path: str, num_nodes: int = 3) -> Genotype:
-    """Read and validate a genotype file.
+def load_genotype(path: str, num_nodes: Optional[int] = None) -> Genotype:
+    """Read and validate a genotype file (``num_nodes``: the node count it must have; ``None``:
+    the one the file states).
 
     Raises FileNotFoundError when ``path`` does not exist, GenotypeError for invalid JSON
     (``"<path>: line L column C: invalid JSON: ..."``) or an invalid genotype.

@@ -61,6 +61,7 @@ NONE = "none"
 """The zero choice of every edge (contributes 0; never part of a derived architecture)."""
 
 GN_GROUPS = 32
+NORMS = ("GN", "BN", "")  # the normalisations get_norm builds
 """GroupNorm group count used by ``norm="GN"`` (paper: GroupNorm after every conv)."""
 
 STREAMS = ("std", "sep")
@@ -155,7 +156,7 @@ def get_norm(norm: str, channels: int) -> Optional[nn.Module]:
         return nn.GroupNorm(GN_GROUPS, channels)
     if norm == "BN":
         return nn.BatchNorm2d(channels)
-    raise ValueError(f"unknown norm {norm!r} (valid: 'GN', 'BN', '')")
+    raise ValueError(f"unknown norm {norm!r} (valid: {', '.join(map(repr, NORMS))})")
 
 
 class ConvNormAct(nn.Sequential):

@@ -7,6 +7,7 @@ from detectron2.modeling import build_model
 
 import fad_d2  # noqa: F401
 from fad_d2.engine.setup import ConfigError, load_cfg
+from fad_d2.modeling.heads import FAD_HEADS, cfg_value
 from fad_d2.space import architecture_parameters, get_search_space, sample_random_genotype, save_genotype
 from tests.conftest import CONFIGS
 from tests.modeling.utils import cpu_cfg
@@ -16,24 +17,27 @@ ALL_CONFIGS = sorted(
 )
 
 
-def _with_search_output_genotypes(cfg, tmp_path):
+def _cfg_with_search_output_genotypes(relpath, tmp_path):
     """Configs that train a searched genotype name the file their search config writes under
-    ``output/``; it does not exist before that search ran.  Check that building fails clearly
-    without it, then build with a random genotype of the same groups."""
-    for key, groups in (("FAD", ("box", "cls")), ("FAD_MASK", ("mask",))):
-        path = cfg.MODEL[key].GENOTYPE
-        if path.startswith("output/") and not os.path.exists(path):
-            with pytest.raises(FileNotFoundError, match=path):
-                build_model(cfg)
-            substitute = tmp_path / f"{key}.json"
-            save_genotype(sample_random_genotype(get_search_space(cfg.MODEL[key].SEARCH_SPACE), groups), str(substitute))
-            cfg.MODEL[key].GENOTYPE = str(substitute)
-    return cfg
+    ``output/``; it does not exist before that search ran.  Check that loading the config fails
+    clearly without it, then load it with a random genotype of the same groups."""
+    path = os.path.join(CONFIGS, relpath)
+    raw = cpu_cfg(path, check=False)
+    opts = []
+    for spec in FAD_HEADS:
+        node = cfg_value(raw, spec.node)
+        if node.GENOTYPE.startswith("output/") and not os.path.exists(node.GENOTYPE):
+            with pytest.raises(FileNotFoundError, match=node.GENOTYPE):
+                cpu_cfg(path)
+            substitute = tmp_path / f"{spec.name}.json"
+            save_genotype(sample_random_genotype(get_search_space(node.SEARCH_SPACE), spec.groups), str(substitute))
+            opts += [spec.genotype_key, str(substitute)]
+    return cpu_cfg(path, *opts)
 
 
 @pytest.mark.parametrize("relpath", ALL_CONFIGS)
 def test_config_builds(relpath, tmp_path):
-    cfg = _with_search_output_genotypes(cpu_cfg(os.path.join(CONFIGS, relpath)), tmp_path)
+    cfg = _cfg_with_search_output_genotypes(relpath, tmp_path)
     model = build_model(cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
     if relpath.startswith(("Search", "Demo/search")):  # search configs build a supernet with α
@@ -60,7 +64,5 @@ def test_missing_config_file():
 
 
 def test_unknown_head_name_lists_registry():
-    cfg = cpu_cfg(os.path.join(CONFIGS, "Base-FCOS.yaml"), "MODEL.FCOS.HEAD_NAME", "NoSuchHead",
-                  "MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64")
-    with pytest.raises(KeyError, match="NoSuchHead"):
-        build_model(cfg)
+    with pytest.raises(ConfigError, match=r"MODEL.FCOS.HEAD_NAME: 'NoSuchHead' is not registered .*'FADHead'"):
+        cpu_cfg(os.path.join(CONFIGS, "Base-FCOS.yaml"), "MODEL.FCOS.HEAD_NAME", "NoSuchHead")

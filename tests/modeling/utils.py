@@ -5,10 +5,9 @@ from detectron2.structures import Boxes, Instances
 from fad_d2.engine.setup import load_cfg
 
 
-def cpu_cfg(path, *opts):
+def cpu_cfg(path, *opts, check=True):
     """Config of ``path`` + overrides, on the CPU, with no pretrained weights."""
-    cfg = load_cfg(path, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts])
-    return cfg
+    return load_cfg(path, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts], check=check)
 
 
 def detection_batch(num_images=2, height=128, width=160, num_classes=80, seed=0, masks=False):

@@ -63,9 +63,11 @@ def test_two_loaders_never_share_an_image(tmp_path):
     assert seen["w"] and seen["alpha"] and not seen["w"] & seen["alpha"]
     saved = json.loads((tmp_path / "search_split.json").read_text())
     assert saved["w"] == list(split.w_keys) and saved["alpha"] == list(split.alpha_keys)
-    # a rerun in the same OUTPUT_DIR reuses the saved split whatever the seed
-    again = SearchTrainer(tiny_search_cfg(tmp_path, "SEARCH.SPLIT_SEED", "123"))
-    assert again.split == split
+    # a rerun in the same OUTPUT_DIR reuses the saved split; another seed is refused
+    assert SearchTrainer(tiny_search_cfg(tmp_path)).split == split
+    with pytest.raises(ValueError, match=r"search_split.json was made with SEARCH.SPLIT_RATIO 0.5 and "
+                                         r"SEARCH.SPLIT_SEED 0, not 0.5 and 123"):
+        SearchTrainer(tiny_search_cfg(tmp_path, "SEARCH.SPLIT_SEED", "123"))
 
 
 def test_derivation_period_and_stop_when_stable(tmp_path):

@@ -93,8 +93,8 @@ CASES = {  # case: (edit, expected "<path>: <detail>" fragment)
                            "(valid: 0..1)"),
     "negative input": (lambda d: node(d, 1, 2)[0].update(input=-1),
                        "$.groups[1].nodes[2][0].input: input -1 is out of range for node 3"),
-    "wrong node count": (lambda d: d["groups"][0]["nodes"].pop(),
-                         "$.groups[0].nodes: expected 3 nodes, got 2"),
+    "wrong node count": (lambda d: d["groups"][1]["nodes"].pop(),
+                         "$.groups[1].nodes: expected 3 nodes, got 2"),
     "wrong edge count": (lambda d: node(d, 0, 0).append({"op": "std_3x3", "input": 0}),
                          "$.groups[0].nodes[0]: node 1 must keep exactly 1 incoming edge(s), "
                          "got 2"),

@@ -1,0 +1,93 @@
+"""Check every ``MODEL.FAD.*``, ``MODEL.FAD_MASK.*`` and ``SEARCH.*`` value when a config is loaded.
+
+Each rule names the key, the value and what is allowed, so that a wrong value ends the program
+in one line before anything is built (and not 2,500 iterations later, or never: ``NUM_CELLS
+[0, 0]`` would train a head that does nothing).  Head names are checked against the
+meta-architecture that reads them, and the configured genotype files are loaded and checked
+against the head (their groups, search space and node count).
+"""
+import numbers
+
+from ..modeling.fad_module import LAYOUTS
+from ..modeling.heads import check_head_names, genotype_record_json
+from ..space import SEARCH_SPACES
+from ..space.transformations import GN_GROUPS, NORMS
+
+
+class ConfigError(ValueError):
+    """A config file or a command-line override that cannot be used; the message names it."""
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _require(ok, key, value, allowed):
+    if not ok:
+        raise ConfigError(f"{key}: {value!r} is not allowed: {allowed}")
+
+
+def _ints(value, count, minimum):
+    return (isinstance(value, (list, tuple)) and len(value) == count
+            and all(_is_int(v) and v >= minimum for v in value))
+
+
+def _check_cells_node(node, key, num_groups):
+    """The keys shared by ``MODEL.FAD`` (two groups: lists) and ``MODEL.FAD_MASK`` (one: ints)."""
+    _require(node.SEARCH_SPACE in SEARCH_SPACES, f"{key}.SEARCH_SPACE", node.SEARCH_SPACE,
+             f"one of {list(SEARCH_SPACES)}")
+    _require(node.NORM in NORMS, f"{key}.NORM", node.NORM, f"one of {list(NORMS)}")
+    _require(_is_int(node.NUM_NODES) and node.NUM_NODES >= 1, f"{key}.NUM_NODES", node.NUM_NODES,
+             "an integer >= 1 (intermediate nodes per cell; the paper: 3)")
+    if num_groups == 1:
+        channels, cells = [node.INNER_CHANNELS], [node.NUM_CELLS]
+        what = "an integer"
+    else:
+        channels, cells = node.INNER_CHANNELS, node.NUM_CELLS
+        what = f"{num_groups} integers (box, cls), each"
+    shown = (lambda v: v) if num_groups > 1 else (lambda v: v[0])
+    _require(_ints(channels, num_groups, 1), f"{key}.INNER_CHANNELS", shown(channels),
+             f"{what} >= 1 (c′ inside the transformation blocks)")
+    if node.NORM == "GN":
+        _require(all(c % GN_GROUPS == 0 for c in channels), f"{key}.INNER_CHANNELS", shown(channels),
+                 f"with {key}.NORM 'GN' (GroupNorm of {GN_GROUPS} groups) a multiple of {GN_GROUPS}")
+    _require(_ints(cells, num_groups, 1), f"{key}.NUM_CELLS", shown(cells),
+             f"{what} >= 1 (M, cells per group)")
+
+
+def _check_search(s):
+    _require(_is_number(s.SPLIT_RATIO) and 0 < s.SPLIT_RATIO < 1, "SEARCH.SPLIT_RATIO", s.SPLIT_RATIO,
+             "a number in (0, 1) (the w-half's fraction of the images)")
+    _require(_is_int(s.SPLIT_SEED) and s.SPLIT_SEED >= 0, "SEARCH.SPLIT_SEED", s.SPLIT_SEED,
+             "an integer >= 0")
+    _require(_is_number(s.ALPHA_LR) and s.ALPHA_LR >= 0, "SEARCH.ALPHA_LR", s.ALPHA_LR, "a number >= 0")
+    betas = s.ALPHA_BETAS
+    _require(isinstance(betas, (list, tuple)) and len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas),
+             "SEARCH.ALPHA_BETAS", betas, "two numbers in [0, 1) (Adam's β1, β2; the paper: (0.5, 0.999))")
+    _require(_is_number(s.ALPHA_WEIGHT_DECAY) and s.ALPHA_WEIGHT_DECAY >= 0, "SEARCH.ALPHA_WEIGHT_DECAY",
+             s.ALPHA_WEIGHT_DECAY, "a number >= 0")
+    _require(_is_number(s.GRAD_CLIP_NORM) and s.GRAD_CLIP_NORM >= 0, "SEARCH.GRAD_CLIP_NORM", s.GRAD_CLIP_NORM,
+             "a number >= 0 (0 turns clipping off; the paper: 20)")
+    _require(_is_int(s.DERIVE_PERIOD) and s.DERIVE_PERIOD >= 1, "SEARCH.DERIVE_PERIOD", s.DERIVE_PERIOD,
+             "an integer >= 1 (iterations between derivations; the paper: 2500)")
+
+
+def check_fad_config(cfg):
+    """Raise :class:`ConfigError` (or the genotype file's own error) for the first unusable value
+    of ``MODEL.FAD.*``, ``MODEL.FAD_MASK.*``, ``SEARCH.*`` or the head names, and record the
+    configured genotypes in ``MODEL.FAD_GENOTYPE_RECORD`` (so that the saved ``config.yaml``
+    states the architecture, not only its file name)."""
+    fad = cfg.MODEL.FAD
+    _check_cells_node(fad, "MODEL.FAD", 2)
+    _require(fad.LAYOUT in LAYOUTS, "MODEL.FAD.LAYOUT", fad.LAYOUT, f"one of {list(LAYOUTS)}")
+    _check_cells_node(cfg.MODEL.FAD_MASK, "MODEL.FAD_MASK", 1)
+    _check_search(cfg.SEARCH)
+    try:
+        check_head_names(cfg)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    cfg.MODEL.FAD_GENOTYPE_RECORD = genotype_record_json(cfg)

@@ -1,0 +1,180 @@
+"""Every bad input ends in one line naming what is wrong, before anything is built or overwritten."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import fad_d2  # noqa: F401
+from fad_d2.data import check_images_exist
+from fad_d2.engine.checkpoint import CheckpointError, FADCheckpointer, genotype_record
+from fad_d2.engine.setup import ConfigError
+from fad_d2.modeling import FADModule
+from fad_d2.space import CellGenotype, EdgeChoice, Genotype, get_search_space, save_genotype
+from tests.conftest import REPO, config_path
+from tests.modeling.utils import cpu_cfg
+
+DEMO_FCOS = config_path("Demo/fcos_R_18_FPN_demo.yaml")
+DEMO_FAD = config_path("Demo/fad_fcos_R_18_FPN_demo.yaml")
+DEMO_RETINANET = config_path("Demo/retinanet_R_18_FPN_demo.yaml")
+
+
+def _genotype(dilated_op, num_nodes=3):
+    """A two-group genotype whose first edge is ``dilated_op`` (the rest: std_3x3)."""
+    nodes = [[EdgeChoice(dilated_op, 0)]] + [
+        [EdgeChoice("std_3x3", 0), EdgeChoice("std_3x3", k - 1)] for k in range(2, num_nodes + 1)]
+    cell = CellGenotype(nodes)
+    return Genotype("full", (("box", cell), ("cls", cell)))
+
+
+def _write_genotype(tmp_path, name, dilated_op="std_3x3_dil2", num_nodes=3):
+    path = tmp_path / name
+    save_genotype(_genotype(dilated_op, num_nodes), str(path))
+    return str(path)
+
+
+def _fad_cfg(genotype_path, *opts):
+    return cpu_cfg(DEMO_FAD, "MODEL.FAD.GENOTYPE", genotype_path, *opts)
+
+
+def _module(genotype):
+    return FADModule(channels=32, inner_channels=[32, 32], num_cells=[1, 1], space=get_search_space("full"),
+                     genotype=genotype)
+
+
+# ------------------------------------------------------------------ config values
+
+BAD_VALUES = {
+    "MODEL.FAD.NUM_CELLS": ("[0, 0]", ">= 1"),
+    "MODEL.FAD.NUM_NODES": ("0", ">= 1"),
+    "MODEL.FAD.INNER_CHANNELS": ("[-32, 32]", ">= 1"),
+    "MODEL.FAD.SEARCH_SPACE": ("'fulll'", "one of"),
+    "MODEL.FAD.LAYOUT": ("'diagonal'", "one of"),
+    "MODEL.FAD.NORM": ("'LN'", "one of"),
+    "MODEL.FAD_MASK.NUM_CELLS": ("0", ">= 1"),
+    "MODEL.FAD_MASK.INNER_CHANNELS": ("48", "multiple of 32"),
+    "SEARCH.ALPHA_BETAS": ("(0.5,)", "two numbers"),
+    "SEARCH.GRAD_CLIP_NORM": ("-5.0", ">= 0"),
+    "SEARCH.SPLIT_RATIO": ("1.5", "(0, 1)"),
+    "SEARCH.DERIVE_PERIOD": ("0", ">= 1"),
+    "SEARCH.ALPHA_LR": ("-0.1", ">= 0"),
+}
+
+
+@pytest.mark.parametrize("key", list(BAD_VALUES))
+def test_bad_config_value_names_key_value_and_allowed(key):
+    value, allowed = BAD_VALUES[key]
+    with pytest.raises(ConfigError) as info:
+        cpu_cfg(DEMO_FCOS, key, value)
+    message = str(info.value)
+    assert message.startswith(f"{key}: ") and "is not allowed" in message and allowed in message
+    assert "\n" not in message
+
+
+def test_head_name_ignored_by_meta_architecture():
+    with pytest.raises(ConfigError, match=r"MODEL.RETINANET.HEAD_NAME: 'FADRetinaNetHead' is ignored by "
+                                          r"MODEL.META_ARCHITECTURE 'RetinaNet'; only \['SelectableHeadRetinaNet'\]"):
+        cpu_cfg(DEMO_RETINANET, "MODEL.META_ARCHITECTURE", "RetinaNet", "MODEL.RETINANET.HEAD_NAME", "FADRetinaNetHead")
+
+
+def test_genotype_node_count_and_space_checked_against_config(tmp_path):
+    two_nodes = _write_genotype(tmp_path, "g2.json", num_nodes=2)
+    with pytest.raises(ValueError, match=r"g2.json\): the genotype's cells have 2 nodes but MODEL.FAD.NUM_NODES is 3"):
+        _fad_cfg(two_nodes)
+    assert json.loads(_fad_cfg(two_nodes, "MODEL.FAD.NUM_NODES", "2").MODEL.FAD_GENOTYPE_RECORD)
+    with pytest.raises(ValueError, match=r"searched in space 'full' but MODEL.FAD.SEARCH_SPACE is 'subset1'"):
+        _fad_cfg(_write_genotype(tmp_path, "g.json"), "MODEL.FAD.SEARCH_SPACE", "subset1")
+
+
+def test_saved_config_records_the_genotype(tmp_path):
+    path = _write_genotype(tmp_path, "g.json")
+    record = json.loads(_fad_cfg(path).MODEL.FAD_GENOTYPE_RECORD)
+    assert record["MODEL.FAD.GENOTYPE"]["file"] == path
+    assert record["MODEL.FAD.GENOTYPE"]["genotype"]["groups"][0]["nodes"][0][0]["op"] == "std_3x3_dil2"
+
+
+# ------------------------------------------------------------------ checkpoints
+
+def test_weights_of_another_genotype_with_the_same_shapes_are_refused(tmp_path):
+    dil2, dil3 = _write_genotype(tmp_path, "dil2.json"), _write_genotype(tmp_path, "dil3.json", "std_3x3_dil3")
+    trained = _module(_genotype("std_3x3_dil2"))
+    FADCheckpointer(trained, str(tmp_path), genotypes=genotype_record(_fad_cfg(dil2))).save("trained")
+    other = _module(_genotype("std_3x3_dil3"))
+    assert {k: v.shape for k, v in trained.state_dict().items()} == {k: v.shape for k, v in other.state_dict().items()}
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    checkpointer = FADCheckpointer(other, genotypes=genotype_record(_fad_cfg(dil3)))
+    with pytest.raises(CheckpointError) as info:
+        checkpointer.load(str(tmp_path / "trained.pth"))
+    message = str(info.value)
+    assert "trained.pth" in message and dil2 in message and dil3 in message
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items()), "no weight was loaded"
+    # the same genotype loads
+    FADCheckpointer(_module(_genotype("std_3x3_dil2")), genotypes=genotype_record(_fad_cfg(dil2))).load(
+        str(tmp_path / "trained.pth"))
+
+
+@pytest.mark.parametrize("content", ["truncated", "foreign"])
+def test_unreadable_checkpoint_names_the_file(tmp_path, content):
+    model = _module(None)
+    FADCheckpointer(model, str(tmp_path), genotypes={}).save("good")
+    path = tmp_path / "bad.pth"
+    data = (tmp_path / "good.pth").read_bytes()
+    path.write_bytes(data[: len(data) // 2] if content == "truncated" else b'{"not": "a checkpoint"}')
+    with pytest.raises(CheckpointError, match=re.escape(f"checkpoint {path} cannot be read")):
+        FADCheckpointer(model, genotypes={}).load(str(path))
+
+
+def test_evaluation_refuses_a_checkpoint_without_the_model_weights(tmp_path):
+    torch.save({"model": {"unrelated.weight": torch.zeros(1)}}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match=r"other.pth lacks \d+ weights of this model"):
+        FADCheckpointer(_module(None), genotypes={}, require_all_weights=True).load(str(tmp_path / "other.pth"))
+
+
+# ------------------------------------------------------------------ data
+
+def test_missing_image_is_found_before_training(tmp_path):
+    present = tmp_path / "a.png"
+    present.write_bytes(b"x")
+    dicts = [{"file_name": str(present)}, {"file_name": str(tmp_path / "gone.png")}]
+    with pytest.raises(FileNotFoundError, match=r"Dataset 'd': image '.*gone.png' does not exist \(1 of 2"):
+        check_images_exist(dicts, ["d"])
+
+
+# ------------------------------------------------------------------ command lines
+
+def _run(script, *args, env=None):
+    env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
+    return subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def error_line(proc):
+    """The one ``error: ...`` line of a failed command (and no traceback)."""
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return lines[0]
+
+
+def test_cli_bad_value_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    args = ("--config-file", DEMO_FCOS, "OUTPUT_DIR", str(tmp_path), "MODEL.FAD.NUM_CELLS", "[0, 0]")
+    assert error_line(_run("train_net.py", *args)).startswith("error: MODEL.FAD.NUM_CELLS: [0, 0] is not allowed")
+    debug = _run("train_net.py", "--debug", *args)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    assert not os.listdir(tmp_path), "nothing was written"
+
+
+def test_cli_eval_only_without_weights_is_refused(tmp_path):
+    proc = _run("train_net.py", "--config-file", DEMO_FCOS, "--eval-only", "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu",
+                "OUTPUT_DIR", str(tmp_path))
+    assert "--eval-only needs trained weights" in error_line(proc)
+
+
+def test_cli_analyze_bad_genotype_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "fad_d2.analyze", "--config-file", DEMO_FAD, "--genotype",
+                           str(tmp_path / "nope.json")], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                          capture_output=True, text=True, timeout=600)
+    assert "genotype file not found" in error_line(proc)
