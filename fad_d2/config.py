@@ -30,6 +30,9 @@ def _add_fad_head_config(cfg):
     cfg.MODEL.FAD = CN()
     cfg.MODEL.FAD.SEARCH_SPACE = "full"  # full | no_decouple | subset1 | subset2 | std_only | ...
     cfg.MODEL.FAD.REPSHARE = True  # share intermediate representations (12 instead of 26)
+    # The authors' released conventions (SearchSpace.with_options); defaults are the paper's:
+    cfg.MODEL.FAD.DILATED_BIAS = False  # True: dilated depthwise convs with a bias (released ops)
+    cfg.MODEL.FAD.UNSHARED_DECOUPLE = True  # False: no H in the REPSHARE False supernet (Table 2)
     cfg.MODEL.FAD.INNER_CHANNELS = [96, 96]  # c' of the transformation blocks, per group (box, cls)
     cfg.MODEL.FAD.NUM_CELLS = [2, 2]  # M per group for a derived head (search always uses M = 1)
     cfg.MODEL.FAD.NUM_NODES = 3  # intermediate nodes per cell
@@ -44,6 +47,8 @@ def _add_fad_mask_config(cfg):
     cfg.MODEL.FAD_MASK = CN()
     cfg.MODEL.FAD_MASK.SEARCH_SPACE = "full"
     cfg.MODEL.FAD_MASK.REPSHARE = True
+    cfg.MODEL.FAD_MASK.DILATED_BIAS = False  # as MODEL.FAD.DILATED_BIAS
+    cfg.MODEL.FAD_MASK.UNSHARED_DECOUPLE = True  # as MODEL.FAD.UNSHARED_DECOUPLE
     cfg.MODEL.FAD_MASK.INNER_CHANNELS = 96  # c' (paper: 64 in search, 96 when training)
     cfg.MODEL.FAD_MASK.NUM_CELLS = 2  # M for a derived head (search uses M = 1)
     cfg.MODEL.FAD_MASK.NUM_NODES = 3

@@ -26,7 +26,8 @@ def fad_module_from_config(cfg, input_shape: List[ShapeSpec]) -> FADModule:
     if len(channels) != 1:
         raise ValueError(f"FAD heads share weights over levels: all input channels must be equal, got {channels}")
     fad = cfg.MODEL.FAD
-    space = get_search_space(fad.SEARCH_SPACE)
+    space = get_search_space(fad.SEARCH_SPACE).with_options(
+        dilated_bias=fad.DILATED_BIAS, unshared_decouple=fad.UNSHARED_DECOUPLE)
     return FADModule(
         channels=channels.pop(), inner_channels=fad.INNER_CHANNELS, num_cells=fad.NUM_CELLS,
         space=space, repshare=fad.REPSHARE,

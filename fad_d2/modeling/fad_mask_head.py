@@ -35,7 +35,8 @@ class FADMaskHead(BaseMaskRCNNHead):
     def from_config(cls, cfg, input_shape: ShapeSpec):
         ret = super().from_config(cfg, input_shape)
         fad = cfg.MODEL.FAD_MASK
-        space = get_search_space(fad.SEARCH_SPACE)
+        space = get_search_space(fad.SEARCH_SPACE).with_options(
+            dilated_bias=fad.DILATED_BIAS, unshared_decouple=fad.UNSHARED_DECOUPLE)
         genotype = load_head_genotype(fad.GENOTYPE, space, (MASK_GROUP,), "MODEL.FAD_MASK.GENOTYPE")
         ret.update(
             input_shape=input_shape,
