@@ -25,6 +25,14 @@ def _add_fcos_config(cfg):
     cfg.MODEL.FCOS.DETECTIONS_PER_IMAGE = 100
 
 
+def _add_mobilenet_v2_config(cfg):
+    """``MODEL.MOBILENET_V2``: torchvision's MobileNetV2 as a backbone (paper Table 3)."""
+    cfg.MODEL.MOBILENET_V2 = CN()
+    cfg.MODEL.MOBILENET_V2.OUT_FEATURES = ["c3", "c4", "c5"]  # stem, c2..c5 (strides 2..32)
+    cfg.MODEL.MOBILENET_V2.WIDTH_MULT = 1.0  # torchvision's width multiplier
+    cfg.MODEL.MOBILENET_V2.NORM = "FrozenBN"  # FrozenBN | BN | SyncBN
+
+
 def _add_fad_head_config(cfg):
     """``MODEL.FAD``: the searchable module of the one-stage heads (paper §3.1, Fig. 1)."""
     cfg.MODEL.FAD = CN()
@@ -72,10 +80,12 @@ def _add_search_config(cfg):
 
 
 def add_fad_config(cfg):
-    """Add every fad_d2 key (``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``, ``MODEL.FAD``,
+    """Add every fad_d2 key (``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``,
+    ``MODEL.MOBILENET_V2``, ``MODEL.FAD``,
     ``MODEL.FAD_MASK``, ``SEARCH``) with its default to a Detectron2 ``CfgNode``, in place."""
     _add_fcos_config(cfg)
     cfg.MODEL.RETINANET.HEAD_NAME = "RetinaNetHead"  # a name in RETINANET_HEAD_REGISTRY
+    _add_mobilenet_v2_config(cfg)
     _add_fad_head_config(cfg)
     _add_fad_mask_config(cfg)
     _add_search_config(cfg)

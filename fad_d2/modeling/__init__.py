@@ -1,5 +1,5 @@
 """Detectron2 modules of fad_d2; importing this package registers them."""
-from . import backbone  # noqa: F401  (registration only)
+from . import backbone, mobilenet_v2  # noqa: F401  (registration only)
 from .fad_head import FADHead, FADRetinaNetHead
 from .fad_mask_head import FADMaskHead
 from .fad_module import FADModule
