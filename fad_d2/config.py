@@ -64,6 +64,16 @@ def _add_fad_mask_config(cfg):
     cfg.MODEL.FAD_MASK.GENOTYPE = ""
 
 
+def _add_maskiou_config(cfg):
+    """``MODEL.MASKIOU_HEAD``: the MaskIoU head of Mask Scoring R-CNN (``MaskScoringROIHeads``;
+    Huang et al., CVPR 2019, used by the paper's Table 5)."""
+    cfg.MODEL.MASKIOU_HEAD = CN()
+    cfg.MODEL.MASKIOU_HEAD.NAME = "MaskIoUHead"  # a name in MASKIOU_HEAD_REGISTRY
+    cfg.MODEL.MASKIOU_HEAD.CONV_DIMS = [256, 256, 256, 256]  # 3x3 convs, the last with stride 2
+    cfg.MODEL.MASKIOU_HEAD.FC_DIMS = [1024, 1024]
+    cfg.MODEL.MASKIOU_HEAD.LOSS_WEIGHT = 1.0  # weight of the L2 MaskIoU loss
+
+
 def _add_search_config(cfg):
     """``SEARCH``: the bilevel architecture search (paper §3.2, appendix 6.1/6.2)."""
     cfg.SEARCH = CN()
@@ -81,11 +91,12 @@ def _add_search_config(cfg):
 
 def add_fad_config(cfg):
     """Add every fad_d2 key (``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``,
-    ``MODEL.MOBILENET_V2``, ``MODEL.FAD``,
+    ``MODEL.MOBILENET_V2``, ``MODEL.MASKIOU_HEAD``, ``MODEL.FAD``,
     ``MODEL.FAD_MASK``, ``SEARCH``) with its default to a Detectron2 ``CfgNode``, in place."""
     _add_fcos_config(cfg)
     cfg.MODEL.RETINANET.HEAD_NAME = "RetinaNetHead"  # a name in RETINANET_HEAD_REGISTRY
     _add_mobilenet_v2_config(cfg)
     _add_fad_head_config(cfg)
     _add_fad_mask_config(cfg)
+    _add_maskiou_config(cfg)
     _add_search_config(cfg)
