@@ -15,12 +15,12 @@ class MaskScoringCOCOEvaluator(COCOEvaluator):
     """``COCOEvaluator`` scoring ``segm`` results by ``instances.mask_scores`` when present."""
 
     def process(self, inputs, outputs):
-        super().process(inputs, outputs)
-        with_instances = [o["instances"] for o in outputs if "instances" in o]
-        recent = self._predictions[len(self._predictions) - len(with_instances):]
-        for prediction, instances in zip(recent, with_instances):
-            if instances.has("mask_scores"):
-                for result, score in zip(prediction["instances"], instances.mask_scores.tolist()):
+        for one_input, output in zip(inputs, outputs):
+            super().process([one_input], [output])
+            instances = output.get("instances")
+            if instances is not None and instances.has("mask_scores"):
+                results = self._predictions[-1]["instances"]  # in the order of ``instances``
+                for result, score in zip(results, instances.mask_scores.tolist()):
                     result["mask_score"] = score
 
     def _eval_predictions(self, predictions, img_ids=None):

@@ -44,9 +44,9 @@ def _probe_maskiou_loss(model, batch):
 def trained(tmp_path_factory):
     """The demo MS R-CNN trained a few dozen iterations on the small embedded dataset."""
     out = tmp_path_factory.mktemp("ms_rcnn")
-    cfg = cpu_cfg(DEMO_MS, *tiny_opts("SOLVER.MAX_ITER", "30", "SOLVER.WARMUP_ITERS", "5",
+    cfg = cpu_cfg(DEMO_MS, *tiny_opts("SOLVER.MAX_ITER", "40", "SOLVER.WARMUP_ITERS", "5",
                                       "SOLVER.CHECKPOINT_PERIOD", "1000", "OUTPUT_DIR", str(out),
-                                      "DATASETS.TEST", "()"))
+                                      "DATASETS.TEST", "()", "SOLVER.IMS_PER_BATCH", "4"))
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=False)
     batch = next(iter(trainer.data_loader))
