@@ -68,7 +68,8 @@ Registry for mixed ops (the transformation block of a search edge).
 
 A registered class is called as ``cls(space: SearchSpace, channels: int, norm: str)`` and the
 object must be an ``nn.Module`` whose ``forward(x: Tensor[N, c′, H, W], weights: Tensor[K])``
-returns Tensor[N, c′, H, W], with attributes ``choices``, ``num_representations`` and a method
+returns Tensor[N, c′, H, W], with attributes ``choices``, ``num_representations``, ``decouple``
+(whether t1 / t2 carry H) and a method
 ``extract_transformation(name) -> nn.Module``.
 """
 
