@@ -25,11 +25,22 @@ def _add_fcos_config(cfg):
     cfg.MODEL.FCOS.DETECTIONS_PER_IMAGE = 100
 
 
+def _add_mobilenet_v2_config(cfg):
+    """``MODEL.MOBILENET_V2``: torchvision's MobileNetV2 as a backbone (paper Table 3)."""
+    cfg.MODEL.MOBILENET_V2 = CN()
+    cfg.MODEL.MOBILENET_V2.OUT_FEATURES = ["c3", "c4", "c5"]  # stem, c2..c5 (strides 2..32)
+    cfg.MODEL.MOBILENET_V2.WIDTH_MULT = 1.0  # torchvision's width multiplier
+    cfg.MODEL.MOBILENET_V2.NORM = "FrozenBN"  # FrozenBN | BN | SyncBN
+
+
 def _add_fad_head_config(cfg):
     """``MODEL.FAD``: the searchable module of the one-stage heads (paper §3.1, Fig. 1)."""
     cfg.MODEL.FAD = CN()
     cfg.MODEL.FAD.SEARCH_SPACE = "full"  # full | no_decouple | subset1 | subset2 | std_only | ...
     cfg.MODEL.FAD.REPSHARE = True  # share intermediate representations (12 instead of 26)
+    # The authors' released conventions (SearchSpace.with_options); defaults are the paper's:
+    cfg.MODEL.FAD.DILATED_BIAS = False  # True: dilated depthwise convs with a bias (released ops)
+    cfg.MODEL.FAD.UNSHARED_DECOUPLE = True  # False: no H in the REPSHARE False supernet (Table 2)
     cfg.MODEL.FAD.INNER_CHANNELS = [96, 96]  # c' of the transformation blocks, per group (box, cls)
     cfg.MODEL.FAD.NUM_CELLS = [2, 2]  # M per group for a derived head (search always uses M = 1)
     cfg.MODEL.FAD.NUM_NODES = 3  # intermediate nodes per cell
@@ -44,11 +55,23 @@ def _add_fad_mask_config(cfg):
     cfg.MODEL.FAD_MASK = CN()
     cfg.MODEL.FAD_MASK.SEARCH_SPACE = "full"
     cfg.MODEL.FAD_MASK.REPSHARE = True
+    cfg.MODEL.FAD_MASK.DILATED_BIAS = False  # as MODEL.FAD.DILATED_BIAS
+    cfg.MODEL.FAD_MASK.UNSHARED_DECOUPLE = True  # as MODEL.FAD.UNSHARED_DECOUPLE
     cfg.MODEL.FAD_MASK.INNER_CHANNELS = 96  # c' (paper: 64 in search, 96 when training)
     cfg.MODEL.FAD_MASK.NUM_CELLS = 2  # M for a derived head (search uses M = 1)
     cfg.MODEL.FAD_MASK.NUM_NODES = 3
     cfg.MODEL.FAD_MASK.NORM = "GN"
     cfg.MODEL.FAD_MASK.GENOTYPE = ""
+
+
+def _add_maskiou_config(cfg):
+    """``MODEL.MASKIOU_HEAD``: the MaskIoU head of Mask Scoring R-CNN (``MaskScoringROIHeads``;
+    Huang et al., CVPR 2019, used by the paper's Table 5)."""
+    cfg.MODEL.MASKIOU_HEAD = CN()
+    cfg.MODEL.MASKIOU_HEAD.NAME = "MaskIoUHead"  # a name in MASKIOU_HEAD_REGISTRY
+    cfg.MODEL.MASKIOU_HEAD.CONV_DIMS = [256, 256, 256, 256]  # 3x3 convs, the last with stride 2
+    cfg.MODEL.MASKIOU_HEAD.FC_DIMS = [1024, 1024]
+    cfg.MODEL.MASKIOU_HEAD.LOSS_WEIGHT = 1.0  # weight of the L2 MaskIoU loss
 
 
 def _add_search_config(cfg):
@@ -75,15 +98,17 @@ def _add_backbone_config(cfg):
 
 def add_fad_config(cfg):
     """Add every fad_d2 key (``MODEL.BACKBONE.FREEZE_ALL``, ``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``,
-    ``MODEL.FAD``, ``MODEL.FAD_MASK``, ``MODEL.FAD_GENOTYPE_RECORD``, ``SEARCH``) with its default to a
-    Detectron2 ``CfgNode``, in place."""
+    ``MODEL.MOBILENET_V2``, ``MODEL.MASKIOU_HEAD``, ``MODEL.FAD``, ``MODEL.FAD_MASK``,
+    ``MODEL.FAD_GENOTYPE_RECORD``, ``SEARCH``) with its default to a Detectron2 ``CfgNode``, in place."""
     _add_backbone_config(cfg)
     _add_fcos_config(cfg)
     cfg.MODEL.RETINANET.HEAD_NAME = "RetinaNetHead"  # a name in RETINANET_HEAD_REGISTRY
+    _add_mobilenet_v2_config(cfg)
     _add_fad_head_config(cfg)
     _add_fad_mask_config(cfg)
     # Filled when a config is loaded (fad_d2.engine.setup.load_cfg), never by hand: the genotypes
     # of the FAD heads the config builds, as JSON {genotype key: {"file", "genotype"}}, so that a
     # saved config.yaml (and every checkpoint) states the architecture, not only a file name.
     cfg.MODEL.FAD_GENOTYPE_RECORD = ""
+    _add_maskiou_config(cfg)
     _add_search_config(cfg)

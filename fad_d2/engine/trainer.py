@@ -1,12 +1,12 @@
-"""``DefaultTrainer`` with the stock COCO evaluator, early dataset checks and checkpoints that
-carry the genotype."""
+"""``DefaultTrainer`` with the COCO evaluator, early dataset checks and checkpoints that carry
+the genotype."""
 import os
 
 from detectron2.data import build_detection_train_loader, get_detection_dataset_dicts
 from detectron2.engine import DefaultTrainer
-from detectron2.evaluation import COCOEvaluator
 
 from ..data import check_dataset_available, check_images_exist
+from ..evaluation import MaskScoringCOCOEvaluator
 from .checkpoint import FADCheckpointer, genotype_record
 
 
@@ -22,13 +22,14 @@ def training_dataset_dicts(cfg):
 
 class Trainer(DefaultTrainer):
     """Detectron2's trainer, evaluating with ``COCOEvaluator(use_fast_impl=False)`` (pycocotools,
-    so no compiled Detectron2 op is needed), checking that every dataset and training image exists
-    first, and saving/loading checkpoints with :class:`FADCheckpointer`."""
+    so no compiled Detectron2 op is needed; its subclass ranks ``segm`` by ``mask_scores`` when a
+    model gives them), checking that every dataset and training image exists first, and
+    saving/loading checkpoints with :class:`FADCheckpointer`."""
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
+        return MaskScoringCOCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
 
     @classmethod
     def build_train_loader(cls, cfg):

@@ -13,6 +13,8 @@ from .heads import (
     replaceable_head,
     selected_fad_heads,
 )
+from .mask_scoring import MASKIOU_HEAD_REGISTRY, MaskIoUHead, MaskScoringROIHeads, build_maskiou_head
+from .mobilenet_v2 import MobileNetV2
 from .retinanet import RETINANET_HEAD_REGISTRY, SelectableHeadRetinaNet, build_retinanet_head
 
 __all__ = [
@@ -21,4 +23,6 @@ __all__ = [
     "FADModule", "FADHead", "FADRetinaNetHead", "FADMaskHead",
     "FAD_HEADS", "FADHeadSpec", "build_cell_groups", "fad_head_spec", "head_genotype", "replaceable_head",
     "selected_fad_heads",
+    "MASKIOU_HEAD_REGISTRY", "MaskIoUHead", "MaskScoringROIHeads", "build_maskiou_head",
+    "MobileNetV2",
 ]

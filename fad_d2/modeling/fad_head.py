@@ -14,10 +14,9 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling.anchor_generator import build_anchor_generator
 from torch import nn
 
-from ..space import get_search_space
 from .fad_module import FADModule
 from .fcos import FCOS_HEAD_REGISTRY
-from .heads import fad_head_spec, head_genotype
+from .heads import configured_space, fad_head_spec, head_genotype
 from .retinanet import RETINANET_HEAD_REGISTRY
 
 
@@ -28,10 +27,9 @@ def fad_module_from_config(cfg, input_shape: List[ShapeSpec], head: str) -> FADM
     if len(channels) != 1:
         raise ValueError(f"FAD heads share weights over levels: all input channels must be equal, got {channels}")
     fad = cfg.MODEL.FAD
-    space = get_search_space(fad.SEARCH_SPACE)
     return FADModule(
         channels=channels.pop(), inner_channels=fad.INNER_CHANNELS, num_cells=fad.NUM_CELLS,
-        space=space, repshare=fad.REPSHARE,
+        space=configured_space(fad), repshare=fad.REPSHARE,
         genotype=head_genotype(cfg, fad_head_spec(head)),
         num_nodes=fad.NUM_NODES, norm=fad.NORM, layout=fad.LAYOUT, box_first=fad.BOX_FIRST,
     )

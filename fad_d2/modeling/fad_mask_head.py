@@ -9,8 +9,8 @@ from detectron2.modeling.roi_heads.mask_head import ROI_MASK_HEAD_REGISTRY, Base
 from fvcore.nn import weight_init
 from torch import nn
 
-from ..space import CellGroup, get_search_space
-from .heads import build_cell_groups, fad_head_spec, head_genotype
+from ..space import CellGroup
+from .heads import build_cell_groups, configured_space, fad_head_spec, head_genotype
 
 
 @ROI_MASK_HEAD_REGISTRY.register()
@@ -36,7 +36,7 @@ class FADMaskHead(BaseMaskRCNNHead):
         spec = fad_head_spec(cls.__name__)
         (cells,) = build_cell_groups(
             names=spec.groups, channels=input_shape.channels, inner_channels=[fad.INNER_CHANNELS],
-            num_cells=[fad.NUM_CELLS], space=get_search_space(fad.SEARCH_SPACE), repshare=fad.REPSHARE,
+            num_cells=[fad.NUM_CELLS], space=configured_space(fad), repshare=fad.REPSHARE,
             genotype=head_genotype(cfg, spec), num_nodes=fad.NUM_NODES, norm=fad.NORM,
         )
         ret.update(

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from detectron2.modeling.roi_heads.mask_head import ROI_MASK_HEAD_REGISTRY
 from detectron2.utils.registry import Registry
 
-from ..space import CellGroup, Genotype, GenotypeError, SearchSpace, genotype_to_dict, load_genotype
+from ..space import CellGroup, Genotype, GenotypeError, SearchSpace, genotype_to_dict, get_search_space, load_genotype
 from .fcos import FCOS_HEAD_REGISTRY
 from .retinanet import RETINANET_HEAD_REGISTRY
 
@@ -147,6 +147,13 @@ def genotype_record_json(cfg) -> str:
     """:func:`configured_genotypes` as compact JSON (the ``FAD_GENOTYPE_RECORD`` of a saved
     ``config.yaml``)."""
     return json.dumps(configured_genotypes(cfg), sort_keys=True, separators=(",", ":"))
+
+
+def configured_space(node) -> SearchSpace:
+    """The search space of a FAD config node (``MODEL.FAD`` / ``MODEL.FAD_MASK``): ``SEARCH_SPACE``
+    with the released-code options ``DILATED_BIAS`` and ``UNSHARED_DECOUPLE``."""
+    return get_search_space(node.SEARCH_SPACE).with_options(
+        dilated_bias=node.DILATED_BIAS, unshared_decouple=node.UNSHARED_DECOUPLE)
 
 
 def build_cell_groups(*, names: Sequence[str], channels: int, inner_channels: Sequence[int],

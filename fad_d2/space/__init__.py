@@ -12,6 +12,7 @@ from .counting import (
     num_representations,
     num_unique_paths,
     summarize_space,
+    transformation_params,
 )
 from .derive import derive_cell, derive_genotype
 from .genotype import (
@@ -55,7 +56,7 @@ from .transformations import (
 __all__ = [
     "CellGroup", "DerivedCell", "DerivedEdge", "SearchCell", "SearchEdge",
     "format_summary", "num_derived_architectures", "num_edges", "num_representations",
-    "num_unique_paths", "summarize_space",
+    "num_unique_paths", "summarize_space", "transformation_params",
     "derive_cell", "derive_genotype",
     "FORMAT", "CellGenotype", "EdgeChoice", "Genotype", "GenotypeError", "cell_edges",
     "check_cell_genotype", "genotype_from_dict", "genotype_to_dict", "genotype_to_json",

@@ -40,14 +40,15 @@ class _Edge(nn.Module):
 class DerivedEdge(_Edge):
     """A derived edge running transformation ``op``: Tensor[N, c, H, W] → Tensor[N, c, H, W].
 
-    ``decouple=True`` keeps the search-time H after t1 / t2 (see ``transformations.py``).
+    ``decouple=True`` keeps the search-time H after t1 / t2 (see ``transformations.py``);
+    ``dilated_bias=True`` gives its dilated depthwise conv a bias (released code).
     """
 
     def __init__(self, channels: int, inner_channels: int, op: str, norm: str = "GN",
-                 decouple: bool = False):
+                 decouple: bool = False, dilated_bias: bool = False):
         super().__init__(channels, inner_channels, norm)
         self.op = op
-        self.block = build_transformation(op, inner_channels, norm, decouple)
+        self.block = build_transformation(op, inner_channels, norm, decouple, dilated_bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.expand(self.block(self.reduce(x)))
@@ -72,7 +73,8 @@ class SearchEdge(_Edge):
         """The derived edge for ``op`` with this edge's weights (H kept when the space
         decouples): equal to this edge with one-hot weights on ``op``."""
         edge = DerivedEdge(self.channels, self.inner_channels, op, self.norm,
-                           decouple=self.block.space.decouple)
+                           decouple=self.block.decouple,
+                           dilated_bias=self.block.space.dilated_bias)
         copy_module_weights(edge.reduce, self.reduce)
         copy_module_weights(edge.expand, self.expand)
         copy_module_weights(edge.block, self.block.extract_transformation(op))
@@ -132,7 +134,8 @@ class SearchCell(_Cell):
         output conv copied; H kept when the space decouples)."""
         check_cell_genotype(cell_genotype, self.space)
         derived = DerivedCell(self.channels, self.edges[0].inner_channels, cell_genotype,
-                              self.edges[0].norm, decouple=self.space.decouple)
+                              self.edges[0].norm, decouple=self.edges[0].block.decouple,
+                              dilated_bias=self.space.dilated_bias)
         copy_module_weights(derived.output, self.output)
         for j, (node, kept) in enumerate(zip(cell_genotype.nodes, derived.nodes), start=1):
             for choice, edge in zip(node, kept):
@@ -148,11 +151,11 @@ class DerivedCell(_Cell):
     """
 
     def __init__(self, channels: int, inner_channels: int, cell_genotype: CellGenotype,
-                 norm: str = "GN", decouple: bool = False):
+                 norm: str = "GN", decouple: bool = False, dilated_bias: bool = False):
         super().__init__(channels, cell_genotype.num_nodes, norm)
         self.genotype = check_cell_genotype(cell_genotype)
         self.nodes = nn.ModuleList(
-            nn.ModuleList(DerivedEdge(channels, inner_channels, c.op, norm, decouple)
+            nn.ModuleList(DerivedEdge(channels, inner_channels, c.op, norm, decouple, dilated_bias)
                           for c in node)
             for node in cell_genotype.nodes
         )
@@ -171,7 +174,7 @@ class CellGroup(nn.Module):
     Search mode (``genotype=None``): M :class:`SearchCell` s sharing the architecture
     parameter ``alpha`` (nn.Parameter Tensor[E, K], initialised 1e-3·N(0, 1) as in DARTS).
     Derived mode: M :class:`DerivedCell` s built from ``genotype``; no α.  When ``space`` is
-    given in derived mode, the genotype's ops must belong to it.
+    given in derived mode, the genotype's ops must belong to it and its ``dilated_bias`` applies.
 
     Args:
         channels: c; inner_channels: c′; num_cells: M.
@@ -203,8 +206,9 @@ class CellGroup(nn.Module):
         else:
             check_cell_genotype(genotype, self.space, source=f"cell group {name!r}")
             self.num_nodes = genotype.num_nodes
+            dilated_bias = self.space is not None and self.space.dilated_bias
             self.cells = nn.ModuleList(
-                DerivedCell(channels, inner_channels, genotype, norm, decouple)
+                DerivedCell(channels, inner_channels, genotype, norm, decouple, dilated_bias)
                 for _ in range(num_cells)
             )
             self.alpha = None

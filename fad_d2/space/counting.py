@@ -1,19 +1,21 @@
-"""Counting a search space (paper §3.1–3.2): choices, representations, edges, paths."""
+"""Counting a search space (paper §3.1–3.2): choices, representations, edges, paths, and the
+parameters of each transformation at a given c′."""
 from __future__ import annotations
 
 from math import comb
-from typing import Union
+from typing import Dict, Union
 
 from .genotype import cell_edges, kept_edges
 from .mixed_op import stem_depth
 from .spaces import SearchSpace, get_search_space
-from .transformations import TRANSFORMATIONS
+from .transformations import TRANSFORMATIONS, build_transformation
 
 __all__ = [
     "num_representations",
     "num_edges",
     "num_unique_paths",
     "num_derived_architectures",
+    "transformation_params",
     "summarize_space",
     "format_summary",
 ]
@@ -61,10 +63,26 @@ def num_derived_architectures(space: Union[str, SearchSpace], num_groups: int = 
     return per_cell ** num_groups
 
 
-def summarize_space(space: Union[str, SearchSpace], num_groups: int = 2,
-                    num_nodes: int = 3) -> dict:
-    """Every count of a search space as a JSON-ready dict."""
+def transformation_params(space: Union[str, SearchSpace], inner_channels: int = 96,
+                          norm: str = "GN") -> Dict[str, int]:
+    """{op: parameters} of every op of ``space`` as a standalone (derived) transformation at
+    c′ = ``inner_channels``, without H; ``space.dilated_bias`` decides the dilated depthwise
+    bias (with it, ``full`` at c′ = 96 gives the released code's counts, e.g. 93,696 for
+    ``std_3x3_dil2`` and 31,200 for ``sep_5x5_dil2``)."""
     space = get_search_space(space)
+    return {
+        op: sum(p.numel() for p in build_transformation(
+            op, inner_channels, norm, dilated_bias=space.dilated_bias).parameters())
+        for op in space.ops
+    }
+
+
+def summarize_space(space: Union[str, SearchSpace], num_groups: int = 2,
+                    num_nodes: int = 3, inner_channels: int = 96) -> dict:
+    """Every count of a search space as a JSON-ready dict (parameters at c′ =
+    ``inner_channels``)."""
+    space = get_search_space(space)
+    params = transformation_params(space, inner_channels)
     return {
         "search_space": space.name,
         "description": space.description,
@@ -73,9 +91,11 @@ def summarize_space(space: Union[str, SearchSpace], num_groups: int = 2,
         "transformations": [
             {"name": op, "stream": TRANSFORMATIONS[op].stream,
              "layers": TRANSFORMATIONS[op].description,
-             "receptive_field": TRANSFORMATIONS[op].receptive_field}
+             "receptive_field": TRANSFORMATIONS[op].receptive_field, "params": params[op]}
             for op in space.ops
         ],
+        "inner_channels": inner_channels,
+        "dilated_bias": space.dilated_bias,
         "choices": list(space.choices),
         "alpha_per_edge": space.num_choices,
         "representations_repshare": (num_representations(space, True)
@@ -93,9 +113,11 @@ def format_summary(summary: dict) -> str:
     """The text report of :func:`summarize_space`."""
     s = summary
     lines = [f"search space {s['search_space']!r}: {s['description']}",
-             f"  {'transformation':<16}{'stream':<8}{'layers':<30}RF"]
-    lines += [f"  {t['name']:<16}{t['stream']:<8}{t['layers']:<30}{t['receptive_field']}"
-              for t in s["transformations"]]
+             f"  {'transformation':<16}{'stream':<8}{'layers':<30}{'RF':<4}"
+             f"params @ c'={s['inner_channels']}"
+             + (" (dilated depthwise bias)" if s["dilated_bias"] else "")]
+    lines += [f"  {t['name']:<16}{t['stream']:<8}{t['layers']:<30}{t['receptive_field']:<4}"
+              f"{t['params']:>10,}" for t in s["transformations"]]
     shared = s["representations_repshare"]
     lines += [
         f"choices per edge (α per edge): {s['alpha_per_edge']} "

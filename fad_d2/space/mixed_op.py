@@ -68,7 +68,8 @@ Registry for mixed ops (the transformation block of a search edge).
 
 A registered class is called as ``cls(space: SearchSpace, channels: int, norm: str)`` and the
 object must be an ``nn.Module`` whose ``forward(x: Tensor[N, c′, H, W], weights: Tensor[K])``
-returns Tensor[N, c′, H, W], with attributes ``choices``, ``num_representations`` and a method
+returns Tensor[N, c′, H, W], with attributes ``choices``, ``num_representations``, ``decouple``
+(whether t1 / t2 carry H) and a method
 ``extract_transformation(name) -> nn.Module``.
 """
 
@@ -214,6 +215,7 @@ class _MixedOp(nn.Module):
         self.space = get_search_space(space)
         self.channels = channels
         self.norm = norm
+        self.decouple = self.space.decouple  # t1 / t2 carry H (a subclass may turn it off)
 
     @property
     def choices(self):
@@ -242,18 +244,19 @@ class SharedStream(nn.Module):
     ``stem``: p1 → p2 → p3 (as deep as ``ops`` need); ``dilated[op]``: the dilated layer of
     t4 / t5 / t6 on p1 / p2 / p1; ``decouple[op]``: H after p1 / p2 for t1 / t2.
     ``forward(x′)`` → {op name: Tensor[N, c′, H, W]} for every op of the stream.
-    ``fused=True``: depthwise → pointwise layers are :class:`FusedSeparableLayer` s.
+    ``fused=True``: depthwise → pointwise layers are :class:`FusedSeparableLayer` s (a dilated
+    layer with ``dilated_bias`` stays a plain one: the fused function has no depthwise bias).
     """
 
     def __init__(self, stream: str, ops: Sequence[str], channels: int, decouple: bool,
-                 norm: str = "GN", fused: bool = False):
+                 norm: str = "GN", fused: bool = False, dilated_bias: bool = False):
         super().__init__()
         specs = [TRANSFORMATIONS[op] for op in ops]
         wrap = _fuse_separable if fused else (lambda layer: layer)
         self.ops = tuple(ops)
         self.stem = nn.Sequential(*map(wrap, build_stem(stream, channels, stem_depth(ops), norm)))
         self.dilated = nn.ModuleDict({
-            s.name: wrap(stream_layer(stream, channels, s.dilation, norm))
+            s.name: wrap(stream_layer(stream, channels, s.dilation, norm, dilated_bias))
             for s in specs if s.dilation
         })
         self.decouple = nn.ModuleDict({
@@ -298,7 +301,7 @@ class RepShareMixedOp(_MixedOp):
         self.fused = fused
         self.streams = nn.ModuleDict({
             stream: SharedStream(stream, self.space.stream_ops(stream), channels,
-                                 self.space.decouple, norm, fused)
+                                 self.space.decouple, norm, fused, self.space.dilated_bias)
             for stream in self.space.streams
         })
 
@@ -321,7 +324,8 @@ class RepShareMixedOp(_MixedOp):
             raise ValueError(f"{name!r} is not an op of search space {self.space.name!r}")
         spec = TRANSFORMATIONS[name]
         shared = self.streams[spec.stream]
-        derived = Transformation(name, self.channels, self.norm, decouple=self.space.decouple)
+        derived = Transformation(name, self.channels, self.norm, decouple=self.decouple,
+                                 dilated_bias=self.space.dilated_bias)
         copy_module_weights(derived.stem, shared.stem[: spec.base_layers])
         if derived.dilated is not None:
             copy_module_weights(derived.dilated, shared.dilated[name])
@@ -333,12 +337,17 @@ class RepShareMixedOp(_MixedOp):
 @MIXED_OP_REGISTRY.register()
 class UnsharedMixedOp(_MixedOp):
     """Every transformation computed separately (``MODEL.FAD.REPSHARE False``; the ``darts``
-    space).  ``forward(x′: Tensor[N, c′, H, W], weights: Tensor[K]) → Tensor[N, c′, H, W]``."""
+    space).  ``forward(x′: Tensor[N, c′, H, W], weights: Tensor[K]) → Tensor[N, c′, H, W]``.
+
+    t1 / t2 carry H when the space decouples, unless ``space.unshared_decouple`` is off (the
+    paper's "w/o RepShare" supernet: nothing is shared, so nothing needs decoupling)."""
 
     def __init__(self, space: Union[str, SearchSpace], channels: int, norm: str = "GN"):
         super().__init__(space, channels, norm)
+        self.decouple = self.space.decouple and self.space.unshared_decouple
         self.transformations = nn.ModuleDict({
-            name: build_transformation(name, channels, norm, decouple=self.space.decouple)
+            name: build_transformation(name, channels, norm, decouple=self.decouple,
+                                       dilated_bias=self.space.dilated_bias)
             for name in self.space.ops
         })
 
@@ -359,7 +368,7 @@ class UnsharedMixedOp(_MixedOp):
 
     def load_transformations_from(self, other: nn.Module) -> "UnsharedMixedOp":
         """Copy every transformation's weights from another mixed op over the same space
-        (e.g. a ``RepShareMixedOp``): the two then compute the same function."""
+        (e.g. a ``RepShareMixedOp``) with the same H: the two then compute the same function."""
         for name, transformation in self.transformations.items():
             copy_module_weights(transformation, other.extract_transformation(name))
         return self

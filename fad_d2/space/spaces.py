@@ -14,10 +14,15 @@ name            ops   what
 =============== ===== ======================================================================
 
 Every space adds ``none`` as the last choice of an edge: α columns follow ``space.choices``.
+
+Two conventions of the authors' released code are options of any space
+(:meth:`SearchSpace.with_options`; the defaults are the paper's): ``dilated_bias`` (a bias on
+the dilated depthwise convs) and ``unshared_decouple=False`` (the unshared supernet, Table 2's
+"w/o RepShare" row, without the decoupling H, which only separates *shared* representations).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Tuple, Union
 
 from .transformations import NONE, STREAMS, TRANSFORMATIONS
@@ -35,6 +40,9 @@ class SearchSpace:
         decouple: t1 / t2 carry the decoupling function H (paper §3.2).
         supports_repshare: all ops are FAD std/sep transformations, so RepShare applies.
         description: one line for tables.
+        dilated_bias: the dilated depthwise convs have a bias (released code; default: none).
+        unshared_decouple: the unshared mixed op also puts H after t1 / t2 when ``decouple``
+            (default, so that both mixed ops compute the same function); ``False``: it has no H.
     """
 
     name: str
@@ -42,6 +50,8 @@ class SearchSpace:
     decouple: bool
     supports_repshare: bool
     description: str = ""
+    dilated_bias: bool = False
+    unshared_decouple: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "ops", tuple(self.ops))
@@ -72,6 +82,12 @@ class SearchSpace:
     def stream_ops(self, stream: str) -> Tuple[str, ...]:
         """The ops of one stream, in α column order."""
         return tuple(op for op in self.ops if TRANSFORMATIONS[op].stream == stream)
+
+    def with_options(self, *, dilated_bias: bool = False,
+                     unshared_decouple: bool = True) -> "SearchSpace":
+        """This space (same name and ops) with the released code's conventions switched on or
+        off; the defaults give the paper's operators."""
+        return replace(self, dilated_bias=dilated_bias, unshared_decouple=unshared_decouple)
 
 
 def _fad_ops(suffixes, streams=STREAMS) -> Tuple[str, ...]:

@@ -30,6 +30,11 @@ built without it by default (H is a search-time device), and with it when they i
 weights of a RepShare op searched in a decoupling space (``extract_transformation``), so that
 the derived op computes exactly what the search computed.
 
+``dilated_bias=True`` gives the dilated depthwise convs a bias, as in the authors' released
+operators (their per-transformation parameter counts at c′ = 96, e.g. 93,696 for ``std_3x3_dil2``,
+are then met exactly).  The default has none: the pointwise 1×1 conv that follows carries the
+bias, so both compute the same functions and differ by c′ parameters per dilated layer.
+
 The DARTS operations (Table 2's "DARTS" row; stream ``darts``) are provided for the DARTS search
 space: 3×3 max / avg pooling, skip, separable 3×3 / 5×5 (doubled, as in DARTS) and dilated
 separable 3×3 / 5×5 (r = 2).  They use the same conv-norm-ReLU layer as everything else.
@@ -169,17 +174,18 @@ class ConvNormAct(nn.Sequential):
 
 def conv_norm_act(in_channels: int, out_channels: int, kernel_size: int = 1, *,
                   dilation: int = 1, separable: bool = False, norm: str = "GN",
-                  activation: bool = True) -> ConvNormAct:
+                  activation: bool = True, depthwise_bias: bool = False) -> ConvNormAct:
     """Build a conv → norm → ReLU layer: Tensor[N, in, H, W] → Tensor[N, out, H, W].
 
-    ``separable=True``: depthwise ``kernel_size`` conv (dilation r, no bias) followed by a
-    pointwise 1×1 conv (with bias); else one standard conv (with bias).  Padding keeps H, W.
+    ``separable=True``: depthwise ``kernel_size`` conv (dilation r, a bias only with
+    ``depthwise_bias``) followed by a pointwise 1×1 conv (with bias); else one standard conv
+    (with bias).  Padding keeps H, W.
     """
     padding = dilation * (kernel_size - 1) // 2
     if separable:
         convs = [
             nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,
-                      groups=in_channels, bias=False),
+                      groups=in_channels, bias=depthwise_bias),
             nn.Conv2d(in_channels, out_channels, 1),
         ]
     else:
@@ -192,13 +198,16 @@ def conv_norm_act(in_channels: int, out_channels: int, kernel_size: int = 1, *,
     return ConvNormAct(*convs, *tail)
 
 
-def stream_layer(stream: str, channels: int, dilation: int = 1, norm: str = "GN") -> ConvNormAct:
+def stream_layer(stream: str, channels: int, dilation: int = 1, norm: str = "GN",
+                 dilated_bias: bool = False) -> ConvNormAct:
     """One 3×3 layer of a stream at c′ channels: ``std`` conv, ``sep`` conv, or (any stream,
-    ``dilation`` > 1) the depthwise-separable dilated conv."""
+    ``dilation`` > 1) the depthwise-separable dilated conv, whose depthwise conv has a bias
+    when ``dilated_bias`` (the released code's convention)."""
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r} (valid: {STREAMS})")
     return conv_norm_act(channels, channels, 3, dilation=dilation,
-                         separable=stream == "sep" or dilation > 1, norm=norm)
+                         separable=stream == "sep" or dilation > 1, norm=norm,
+                         depthwise_bias=dilated_bias and dilation > 1)
 
 
 def build_stem(stream: str, channels: int, depth: int, norm: str = "GN") -> nn.Sequential:
@@ -216,16 +225,18 @@ class Transformation(nn.Module):
 
     Tensor[N, c′, H, W] → Tensor[N, c′, H, W].  Submodule names match the RepShare streams
     (``stem``, then the dilated layer, then ``decouple``) so weights copy one-to-one.
+    ``dilated_bias``: the dilated depthwise conv has a bias (released code).
     """
 
-    def __init__(self, name: str, channels: int, norm: str = "GN", decouple: bool = False):
+    def __init__(self, name: str, channels: int, norm: str = "GN", decouple: bool = False,
+                 dilated_bias: bool = False):
         super().__init__()
         spec = TRANSFORMATIONS[name]
         if spec.stream not in STREAMS:
             raise ValueError(f"{name!r} is not a FAD (std/sep) transformation")
         self.name = name
         self.stem = build_stem(spec.stream, channels, spec.base_layers, norm)
-        self.dilated = (stream_layer(spec.stream, channels, spec.dilation, norm)
+        self.dilated = (stream_layer(spec.stream, channels, spec.dilation, norm, dilated_bias)
                         if spec.dilation else None)
         self.decouple = (build_decoupling(channels)
                          if decouple and spec.output_is_shared else None)
@@ -257,11 +268,12 @@ def _build_darts_op(spec: TransformationSpec, channels: int, norm: str) -> nn.Mo
 
 
 def build_transformation(name: str, channels: int, norm: str = "GN",
-                         decouple: bool = False) -> nn.Module:
+                         decouple: bool = False, dilated_bias: bool = False) -> nn.Module:
     """The standalone (derived) transformation ``name`` at c′ = ``channels``.
 
     Tensor[N, c′, H, W] → Tensor[N, c′, H, W].  ``decouple=True`` appends H to t1 / t2 (only
-    they have it; see the module docstring).  Unknown names (and ``"none"``) raise ValueError.
+    they have it; see the module docstring); ``dilated_bias=True`` gives the dilated depthwise
+    conv of a FAD transformation a bias.  Unknown names (and ``"none"``) raise ValueError.
     """
     spec = TRANSFORMATIONS.get(name)
     if spec is None:
@@ -270,7 +282,7 @@ def build_transformation(name: str, channels: int, norm: str = "GN",
         )
     if spec.stream == "darts":
         return _build_darts_op(spec, channels, norm)
-    return Transformation(name, channels, norm, decouple)
+    return Transformation(name, channels, norm, decouple, dilated_bias)
 
 
 def copy_module_weights(dst: nn.Module, src: nn.Module) -> nn.Module:

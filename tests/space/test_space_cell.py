@@ -14,6 +14,7 @@ from fad_d2.space import (
     architecture_parameters,
     cell_edges,
     derive_cell,
+    get_search_space,
     named_architecture_parameters,
     sample_random_genotype,
     weight_parameters,
@@ -109,13 +110,20 @@ def test_derived_group():
         CellGroup(32, 32, 1)
 
 
+FULL = get_search_space("full")
+
+
+@pytest.mark.parametrize("space_name, repshare", [
+    (FULL, True), (FULL.with_options(dilated_bias=True), True),
+    (FULL.with_options(dilated_bias=True, unshared_decouple=False), False),
+], ids=["paper", "dilated_bias", "unshared_without_H"])
 @torch.no_grad()
-def test_extracted_cell_equals_search_cell_on_its_genotype():
+def test_extracted_cell_equals_search_cell_on_its_genotype(space_name, repshare):
     """Search cell with one-hot α on the genotype's edges (dropped edges silenced: their
-    output conv's GroupNorm scale and shift set to 0) == the extracted derived cell."""
+    output conv's GroupNorm scale and shift set to 0) == the extracted derived cell, with the
+    paper's operators and with the released code's conventions."""
     torch.manual_seed(0)
-    space_name = "full"
-    cell = perturb_(SearchCell(32, 32, space_name).double())
+    cell = perturb_(SearchCell(32, 32, space_name, repshare).double())
     space = cell.space
     alpha = torch.full((6, space.num_choices), float("-inf"), dtype=torch.float64)
     kept = {}
