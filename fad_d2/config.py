@@ -66,11 +66,24 @@ def _add_search_config(cfg):
     cfg.SEARCH.TRAIN_CONFIG = ""  # config that trains the derived genotype (named in the last line)
 
 
+def _add_search_cost_config(cfg):
+    """``SEARCH.COST``: cost-aware search under a FLOPs or latency budget (beyond the paper; see
+    ``fad_d2/search/cost_penalty.py`` for the expected cost and the penalty)."""
+    cfg.SEARCH.COST = CN()
+    cfg.SEARCH.COST.WEIGHT = 0.0  # weight of the penalty in the α step; 0 = off (the paper's search)
+    cfg.SEARCH.COST.METRIC = "flops"  # flops | latency (measured on SEARCH.COST.DEVICE)
+    cfg.SEARCH.COST.TARGET = 1.0  # budget, as a fraction of the stock head's cost
+    cfg.SEARCH.COST.DEVICE = ""  # where latency is measured; empty = MODEL.DEVICE
+    cfg.SEARCH.COST.REPEATS = 5  # measured calls per part of the cost table (median)
+    cfg.SEARCH.COST.TABLE_DIR = ""  # cost-table cache; empty = ~/.cache/fad_d2/cost_tables
+
+
 def add_fad_config(cfg):
     """Add every fad_d2 key (``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``, ``MODEL.FAD``,
-    ``MODEL.FAD_MASK``, ``SEARCH``) with its default to a Detectron2 ``CfgNode``, in place."""
+    ``MODEL.FAD_MASK``, ``SEARCH``, ``SEARCH.COST``) with its default to a Detectron2 ``CfgNode``, in place."""
     _add_fcos_config(cfg)
     cfg.MODEL.RETINANET.HEAD_NAME = "RetinaNetHead"  # a name in RETINANET_HEAD_REGISTRY
     _add_fad_head_config(cfg)
     _add_fad_mask_config(cfg)
     _add_search_config(cfg)
+    _add_search_cost_config(cfg)
