@@ -125,14 +125,17 @@ class CostPenalty:
 
 
 class CostReportHook(HookBase):
-    """At the end of the search: the derived head's cost beside the budget (logged, put in the
-    EventStorage as ``cost/derived_vs_stock`` and written to ``OUTPUT_DIR/cost_report.json``)."""
+    """In the search's last iteration (also one a stop request made the last): the derived head's
+    cost beside the budget, logged, put in the EventStorage as ``cost/derived_vs_stock`` (before
+    the writers' last write) and written to ``OUTPUT_DIR/cost_report.json``."""
 
     def __init__(self, penalty: CostPenalty, output_dir: str):
         self.penalty = penalty
         self.output_dir = output_dir
 
-    def after_train(self):
+    def after_step(self):
+        if self.trainer.iter + 1 < self.trainer.max_iter:
+            return
         report = self.penalty.report()
         self.trainer.storage.put_scalar("cost/derived_vs_stock", report["derived_vs_stock"], smoothing_hint=False)
         logger.info("derived head's %s: %.4g = %.3f× the stock head's, budget %.3f× (%s)", report["metric"],
@@ -141,7 +144,6 @@ class CostReportHook(HookBase):
         if comm.is_main_process():
             with open(os.path.join(self.output_dir, COST_REPORT), "w") as f:
                 json.dump(report, f, indent=2)
-
 
 def cost_penalty_from_config(cfg, groups) -> Optional[CostPenalty]:
     """The :class:`CostPenalty` of ``SEARCH.COST`` for the search ``groups`` of a FAD head (module
