@@ -1,8 +1,8 @@
 """What every benchmark shares: the run settings, timing, memory, the machine, Markdown.
 
-Timing: :func:`time_fns` runs warm-up calls, then rounds of single timed calls, and reports
-medians: process CPU time on one CPU thread, wall time (CUDA synchronised, the clock of
-``torch.utils.benchmark``) otherwise (:func:`clock`).
+Timing: :func:`fad_d2.timing.time_fns` (re-exported here with ``Settings`` and ``clock``) runs
+warm-up calls, then rounds of single timed calls, and reports medians: process CPU time on one
+CPU thread, wall time (CUDA synchronised) otherwise.
 
 Memory, two figures:
 
@@ -22,16 +22,13 @@ import json
 import math
 import os
 import platform
-import statistics
-import time
-from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Callable, Iterable, List, Sequence, Tuple
 
 import detectron2
 import torch
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.benchmark.utils.common import set_torch_threads
-from torch.utils.benchmark.utils.timer import timer as benchmark_timer
+
+from fad_d2.timing import Settings, clock, device_name, time_fns  # noqa: F401  (re-exported)
 
 MiB = 2 ** 20
 FPN_STRIDES = (8, 16, 32, 64, 128)
@@ -41,21 +38,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def repo_path(relative: str) -> str:
     """``relative`` (e.g. ``configs/FCOS/...``) under the repository root, whatever the cwd."""
     return os.path.join(REPO, relative)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How a benchmark runs: ``device`` (``"cpu"`` / ``"cuda"``), ``threads`` (CPU threads),
-    ``warmup`` calls and ``repeats`` measured calls (medians are reported)."""
-
-    device: str = "cpu"
-    threads: int = 1
-    warmup: int = 1
-    repeats: int = 3
-
-    @property
-    def torch_device(self) -> torch.device:
-        return torch.device(self.device)
 
 
 def resolve_device(name: str) -> str:
@@ -74,39 +56,6 @@ def image_size(short_side: int) -> Tuple[int, int]:
 def level_sizes(height: int, width: int, strides: Sequence[int] = FPN_STRIDES) -> List[Tuple[int, int]]:
     """The FPN level sizes ⌈H/s⌉×⌈W/s⌉ of an H×W input (416×693 → 52×87 … 4×6)."""
     return [(math.ceil(height / s), math.ceil(width / s)) for s in strides]
-
-
-def clock(settings: Settings) -> Tuple[str, Callable[[], float]]:
-    """The clock timing uses, with its name: the process's CPU time on the CPU with one thread
-    (what the benchmark itself computed, blind to other processes' load, and equal to wall time
-    on an idle machine); wall time otherwise (``torch.utils.benchmark``'s timer, which
-    synchronises CUDA)."""
-    if settings.device == "cpu" and settings.threads == 1:
-        return "process CPU time", time.process_time
-    return "wall time", benchmark_timer
-
-
-def time_fns(fns: Dict[str, Callable[[], object]], settings: Settings) -> Dict[str, dict]:
-    """Median time (seconds, :func:`clock`) of each ``fns[name]()`` on ``settings.threads``
-    threads: ``settings.warmup`` calls each, then ``settings.repeats`` rounds calling each once
-    in turn (so that a machine's load drifts alike over all of them).  Returns ``{name:
-    {"median_s", "times_s", "warmup", "repeats", "clock"}}``.
-
-    (``torch.utils.benchmark.Timer.timeit`` is not used: it runs two more warm-up calls before
-    every measurement, which triples the cost of the multi-second steps.)"""
-    clock_name, now = clock(settings)
-    times = {name: [] for name in fns}
-    with set_torch_threads(settings.threads):
-        for fn in fns.values():
-            for _ in range(settings.warmup):
-                fn()
-        for _ in range(settings.repeats):
-            for name, fn in fns.items():
-                start = now()
-                fn()
-                times[name].append(now() - start)
-    return {name: {"median_s": statistics.median(t), "times_s": t, "warmup": settings.warmup,
-                   "repeats": settings.repeats, "clock": clock_name} for name, t in times.items()}
 
 
 def saved_activation_bytes(fn: Callable[[], object], exclude: Iterable[torch.Tensor] = ()) -> int:
@@ -161,22 +110,10 @@ def release_memory() -> None:
         pass
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def machine_info(settings: Settings) -> dict:
     """Where and when the benchmarks ran: CPU, cores, load, GPU, versions, threads, date."""
     return {
-        "cpu": cpu_model(),
+        "cpu": device_name("cpu"),
         "cores": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "device": settings.device,

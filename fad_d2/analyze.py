@@ -30,7 +30,8 @@ class _MaskHeadLayers(nn.Module):
         return self.head.layers(x)
 
 
-def _count(module, inputs):
+def count_flops(module, inputs):
+    """fvcore FLOPs (one per multiply-add) of ``module(*inputs)``, without fvcore's warnings."""
     flops = FvcoreFlops(module, inputs).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     return flops.total()
 
@@ -49,13 +50,13 @@ def analyze_model(cfg, height, width):
     if replaceable_head(cfg).needs_mask_on:
         head = model.roi_heads.mask_head
         res = cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
-        head_flops = _count(_MaskHeadLayers(head), (torch.zeros(1, cfg.MODEL.FPN.OUT_CHANNELS, res, res),))
+        head_flops = count_flops(_MaskHeadLayers(head), (torch.zeros(1, cfg.MODEL.FPN.OUT_CHANNELS, res, res),))
         head_note = "per RoI"
     else:
         images = model.preprocess_image([{"image": image}])
         features = model.backbone(images.tensor)
         head = model.head
-        head_flops = _count(head, ([features[f] for f in model.head_in_features],))
+        head_flops = count_flops(head, ([features[f] for f in model.head_in_features],))
         head_note = "all FPN levels"
     return {
         "head": {"params": _num_params(head), "gflops": head_flops / 1e9, "flops_for": head_note},

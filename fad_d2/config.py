@@ -96,10 +96,23 @@ def _add_backbone_config(cfg):
     cfg.MODEL.BACKBONE.FREEZE_ALL = False
 
 
+def _add_search_cost_config(cfg):
+    """``SEARCH.COST``: cost-aware search under a FLOPs or latency budget (beyond the paper; see
+    ``fad_d2/search/cost_penalty.py`` for the expected cost and the penalty)."""
+    cfg.SEARCH.COST = CN()
+    cfg.SEARCH.COST.WEIGHT = 0.0  # weight of the penalty in the α step; 0 = off (the paper's search)
+    cfg.SEARCH.COST.METRIC = "flops"  # flops | latency (measured on SEARCH.COST.DEVICE)
+    cfg.SEARCH.COST.TARGET = 1.0  # budget, as a fraction of the stock head's cost
+    cfg.SEARCH.COST.DEVICE = ""  # where latency is measured; empty = MODEL.DEVICE
+    cfg.SEARCH.COST.REPEATS = 5  # measured calls per part of the cost table (median)
+    cfg.SEARCH.COST.TABLE_DIR = ""  # cost-table cache; empty = ~/.cache/fad_d2/cost_tables
+
+
 def add_fad_config(cfg):
     """Add every fad_d2 key (``MODEL.BACKBONE.FREEZE_ALL``, ``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``,
     ``MODEL.MOBILENET_V2``, ``MODEL.MASKIOU_HEAD``, ``MODEL.FAD``, ``MODEL.FAD_MASK``,
-    ``MODEL.FAD_GENOTYPE_RECORD``, ``SEARCH``) with its default to a Detectron2 ``CfgNode``, in place."""
+    ``MODEL.FAD_GENOTYPE_RECORD``, ``SEARCH``, ``SEARCH.COST``) with its default to a Detectron2
+    ``CfgNode``, in place."""
     _add_backbone_config(cfg)
     _add_fcos_config(cfg)
     cfg.MODEL.RETINANET.HEAD_NAME = "RetinaNetHead"  # a name in RETINANET_HEAD_REGISTRY
@@ -112,3 +125,4 @@ def add_fad_config(cfg):
     cfg.MODEL.FAD_GENOTYPE_RECORD = ""
     _add_maskiou_config(cfg)
     _add_search_config(cfg)
+    _add_search_cost_config(cfg)

@@ -23,14 +23,17 @@ class BilevelTrainer(SimpleTrainer):
         alpha_data_loader: loader of the α-half.
         alpha_optimizer: optimizer holding only the architecture parameters α.
         grad_clip_norm: max global L2 norm of the w gradients (0: no clipping).
+        cost_penalty: ``None`` (the paper), or a callable returning ``{"loss_cost": Tensor}`` that
+            the α step adds to its losses (``cost_penalty.py``, ``SEARCH.COST``).
     """
 
     def __init__(self, model, data_loader, optimizer, alpha_data_loader, alpha_optimizer,
-                 grad_clip_norm=0.0):
+                 grad_clip_norm=0.0, cost_penalty=None):
         super().__init__(model, data_loader, optimizer)
         self.alpha_data_loader = alpha_data_loader
         self.alpha_optimizer = alpha_optimizer
         self.grad_clip_norm = grad_clip_norm
+        self.cost_penalty = cost_penalty
         self._alpha_iter = None
 
     def run_step(self):
@@ -63,6 +66,8 @@ class BilevelTrainer(SimpleTrainer):
         # gradients); α's gradients are averaged over the workers below instead.
         with self.model.no_sync() if distributed else contextlib.nullcontext():
             loss_dict = self.model(data)
+            if self.cost_penalty is not None:  # the budget term (same on every worker)
+                loss_dict.update(self.cost_penalty())
             losses = sum(loss_dict.values())
             self.alpha_optimizer.zero_grad()
             losses.backward(inputs=alphas)

@@ -23,6 +23,7 @@ from ..engine.checkpoint import FADCheckpointer, genotype_record, read_checkpoin
 from ..engine.trainer import training_dataset_dicts
 from ..space import CellGroup
 from .bilevel import BilevelTrainer, build_alpha_optimizer
+from .cost_penalty import CostReportHook, cost_penalty_from_config
 from .hooks import DeriveArchitectureHook
 from .split import load_or_make_split, select
 
@@ -50,11 +51,12 @@ class SearchTrainer(DefaultTrainer):
         optimizer = self.build_optimizer(cfg, model)
         alpha_optimizer = build_alpha_optimizer(cfg, [g.alpha for g in self.groups])
         self.split, w_loader, alpha_loader = self.build_search_loaders(cfg)
+        self.cost_penalty = cost_penalty_from_config(cfg, self.groups)  # None unless SEARCH.COST.WEIGHT > 0
 
         on_gpu = next(model.parameters()).is_cuda
         model = create_ddp_model(model, broadcast_buffers=False, **({} if on_gpu else {"device_ids": None}))
         self._trainer = BilevelTrainer(model, w_loader, optimizer, alpha_loader, alpha_optimizer,
-                                       grad_clip_norm=cfg.SEARCH.GRAD_CLIP_NORM)
+                                       grad_clip_norm=cfg.SEARCH.GRAD_CLIP_NORM, cost_penalty=self.cost_penalty)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = FADCheckpointer(model, cfg.OUTPUT_DIR, genotypes=genotype_record(cfg),
                                             trainer=weakref.proxy(self))
@@ -108,6 +110,8 @@ class SearchTrainer(DefaultTrainer):
                                                   self.cfg.SEARCH.STOP_WHEN_STABLE, self.cfg.OUTPUT_DIR)
         at = next((i for i, h in enumerate(ret) if isinstance(h, hooks.PeriodicCheckpointer)), len(ret))
         ret.insert(at, self.derive_hook)
+        if self.cost_penalty is not None:
+            ret.insert(at + 1, CostReportHook(self.cost_penalty, self.cfg.OUTPUT_DIR))
         return ret
 
     def request_stop(self, reason):

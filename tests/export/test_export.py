@@ -1,0 +1,51 @@
+"""Export: TorchScript and ONNX (ONNX Runtime, CPU) outputs equal PyTorch's for FAD-FCOS and the
+stock FCOS, on images of the embedded dataset at other sizes than the traced one."""
+import json
+
+import pytest
+import torch
+
+from fad_d2.export import FORMATS, build_export_model, export_and_check, format_report, main, sample_images
+from fad_d2.timing import Settings
+from tests.conftest import REPO, config_path
+from tests.modeling.utils import cpu_cfg
+
+GENOTYPE = f"{REPO}/genotypes/fad_fcos_demo.json"
+# 128-192 px inputs (P7 at least 1×2: GroupNorm needs more than one value per group at batch 1)
+SMALL = ("INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "192")
+DETECTORS = {
+    "fad_fcos": ("Demo/fad_fcos_R_18_FPN_demo.yaml", ("MODEL.FAD.GENOTYPE", GENOTYPE, "MODEL.FAD.NUM_CELLS", "[1, 1]")),
+    "fcos": ("Demo/fcos_R_18_FPN_demo.yaml", ()),
+}
+
+
+def untrained_model(cfg):
+    """An untrained detector whose class scores are spread out: with the prior-probability init every
+    score is ≈ the same, and which of a thousand near-equal scores survives top-k is rounding noise."""
+    torch.manual_seed(0)
+    model = build_export_model(cfg)
+    torch.nn.init.normal_(model.head.cls_score.weight, std=0.3)
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_exports_match_pytorch(name, tmp_path):
+    config, opts = DETECTORS[name]
+    cfg = cpu_cfg(config_path(config), *SMALL, "MODEL.FCOS.SCORE_THRESH_TEST", "0.3", *opts)
+    images = sample_images(cfg, 3)
+    assert len({tuple(i.shape) for i in images}) > 1, "the check must cover other sizes than the traced one"
+    report = export_and_check(untrained_model(cfg), images, str(tmp_path), settings=Settings(warmup=0, repeats=1))
+    for fmt in FORMATS:
+        r = report["formats"][fmt]
+        assert r["ok"], (fmt, r["checks"])
+        assert r["latency_ms"] > 0
+    assert sum(report["formats"]["onnx"]["detections"]) > 0, "compare real detections, not empty outputs"
+    assert {"model.ts", "model.onnx", "export_report.json"} <= {p.name for p in tmp_path.iterdir()}
+    assert "onnx" in format_report(report)
+
+
+def test_cli_writes_the_report(tmp_path, capsys):
+    main(["--config-file", config_path("Demo/fcos_R_18_FPN_demo.yaml"), "--output", str(tmp_path), "--formats",
+          "onnx", "--num-images", "1", "--repeats", "1", "MODEL.DEVICE", "cpu", *SMALL])
+    assert "matches PyTorch" in capsys.readouterr().out
+    assert set(json.loads((tmp_path / "export_report.json").read_text())["formats"]) == {"pytorch", "onnx"}
