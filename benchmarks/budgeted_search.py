@@ -10,8 +10,8 @@ Variants: ``unconstrained`` (SEARCH.COST.WEIGHT 0), ``latency_1.0`` (latency bud
 head's CPU latency), ``flops_0.7`` (FLOPs budget = 0.7× the stock head's).  For each: the demo
 search (``configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml``) → ``genotype_final.json`` → the
 FAD-FCOS demo trained on it (``configs/Demo/fad_fcos_R_18_FPN_demo.yaml``) → COCO AP on
-fad_synth_val; the stock FCOS demo is trained once.  Every step resumes where it stopped (the
-steps of ``run_demo.py``).  Head cost (``benchmarks/derived_head.py``): fvcore FLOPs and CPU
+fad_synth_val; the stock FCOS demo is trained once.  Every step resumes where it stopped
+(``fad_d2.demo.steps``).  Head cost (``benchmarks/derived_head.py``): fvcore FLOPs and CPU
 latency of the head alone on FPN features of one image at the demo test size, derived and stock
 heads timed interleaved in one process (1 thread, process CPU time).  Writes
 ``<output>/results.json`` and ``<output>/results.md``.
@@ -20,7 +20,8 @@ import argparse
 import json
 import os
 
-from run_demo import AP_KEYS, FAD_CONFIG, SEARCH_CONFIG, STOCK_CONFIG, final_bbox_metrics, run_step
+from fad_d2.demo.steps import AP_KEYS, Step, final_bbox_metrics
+from run_demo import FAD_CONFIG, SEARCH_CONFIG, STOCK_CONFIG
 
 from . import derived_head
 from .common import Settings, machine_info, markdown_table, write_json
@@ -40,11 +41,11 @@ TINY = ("SOLVER.MAX_ITER", "4", "SOLVER.STEPS", "(3,)", "SOLVER.WARMUP_ITERS", "
 def run_variant(name: str, output_dir: str, device: str, extra_opts) -> dict:
     """Search, train the derived head, evaluate; returns AP, wall times and the cost report."""
     search_dir, train_dir = os.path.join(output_dir, name, "search"), os.path.join(output_dir, name, "fad_fcos")
-    times = {"search": run_step(f"{name} search", "search_net.py", SEARCH_CONFIG, search_dir, device,
-                                *VARIANTS[name], *extra_opts)}
+    times = {"search": Step(f"{name} search", "search_net.py", SEARCH_CONFIG, search_dir,
+                            [*VARIANTS[name], *extra_opts]).run(device)}
     genotype = os.path.join(search_dir, "genotype_final.json")
-    times["train"] = run_step(f"{name} FAD-FCOS", "train_net.py", FAD_CONFIG, train_dir, device,
-                              "MODEL.FAD.GENOTYPE", genotype, *extra_opts)
+    times["train"] = Step(f"{name} FAD-FCOS", "train_net.py", FAD_CONFIG, train_dir,
+                          ["MODEL.FAD.GENOTYPE", genotype, *extra_opts]).run(device)
     report_path = os.path.join(search_dir, "cost_report.json")
     budget = None
     if os.path.isfile(report_path):
@@ -64,10 +65,10 @@ def main(argv=None):
     out = os.path.abspath(args.output_dir)
     extra = TINY if args.tiny else ()
     stock_dir = os.path.join(out, "fcos")
-    stock_wall = run_step("stock FCOS", "train_net.py", STOCK_CONFIG, stock_dir, args.device, *extra)
+    stock_wall = Step("stock FCOS", "train_net.py", STOCK_CONFIG, stock_dir, extra).run(args.device)
     stock_ap = final_bbox_metrics(stock_dir)
     settings = Settings(device="cpu", threads=1, warmup=2, repeats=args.repeats)
-    size = (128, 192) if args.tiny else (256, 384)  # the demo test size
+    size = (128, 192) if args.tiny else (224, 320)  # the demo test size
     results = {"machine": machine_info(settings), "tiny": args.tiny, "image": list(size),
                "stock": {"ap": stock_ap, "wall_s": stock_wall}, "variants": {}}
     rows = []

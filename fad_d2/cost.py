@@ -31,7 +31,8 @@ from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 from torch import nn
 
-from .analyze import STOCK_HEADS, count_flops, head_key
+from .analyze import count_flops
+from .modeling.heads import replaceable_head
 from .engine.setup import ConfigError, load_cfg
 from .space import NONE, DerivedEdge, conv_norm_act, get_search_space
 from .timing import Settings, device_name, time_fns
@@ -43,11 +44,11 @@ DEFAULT_TABLE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "fad_d2", "c
 
 def _stock_head_and_levels(cfg, height: int, width: int) -> Tuple[nn.Module, List[Tuple[int, int]]]:
     """The config's stock head (on the CPU) and its FPN level sizes for an H×W image."""
-    key = head_key(cfg)
-    if key not in ("MODEL.FCOS.HEAD_NAME", "MODEL.RETINANET.HEAD_NAME"):
-        raise ValueError(f"cost tables cover the FAD heads over FPN levels (FCOS, RetinaNet), not {key}")
+    spec = replaceable_head(cfg)
+    if spec.needs_mask_on:
+        raise ValueError(f"cost tables cover the FAD heads over FPN levels (FCOS, RetinaNet), not {spec.head_key}")
     stock_cfg = cfg.clone()
-    stock_cfg.merge_from_list([key, STOCK_HEADS[key], "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
+    stock_cfg.merge_from_list([spec.head_key, spec.stock_head, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
     model = build_model(stock_cfg).eval()
     with torch.no_grad():
         images = model.preprocess_image([{"image": torch.zeros(3, height, width)}])
