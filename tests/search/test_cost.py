@@ -135,9 +135,9 @@ def test_weight_zero_or_unbinding_budget_is_the_papers_alpha_step(tmp_path, tabl
         assert storage.latest()["alpha_loss_cost"][0] == 0
         budgeted = _alpha_after_one_step(trainer, batch, alpha0, opt_state, binding)
         assert storage.latest()["alpha_loss_cost"][0] > 0
-    # equal up to the CPU kernels' run-to-run rounding (~1e-9; two paper steps differ as much);
-    # an α step moves α by ~ALPHA_LR = 3e-3
-    assert max((a - b).abs().max().item() for a, b in zip(paper, same)) < 1e-7, "an unbinding budget changes nothing"
+    # equal up to the CPU kernels' run-to-run rounding (up to ~2e-7 seen: two paper steps differ
+    # as much); an α step moves α by ~ALPHA_LR = 3e-3
+    assert max((a - b).abs().max().item() for a, b in zip(paper, same)) < 1e-5, "an unbinding budget changes nothing"
     assert max((a - b).abs().max().item() for a, b in zip(paper, budgeted)) > 1e-4
 
 
