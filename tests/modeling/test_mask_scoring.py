@@ -46,7 +46,8 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("ms_rcnn")
     cfg = cpu_cfg(DEMO_MS, *tiny_opts("SOLVER.MAX_ITER", "40", "SOLVER.WARMUP_ITERS", "5",
                                       "SOLVER.CHECKPOINT_PERIOD", "1000", "OUTPUT_DIR", str(out),
-                                      "DATASETS.TEST", "()", "SOLVER.IMS_PER_BATCH", "4"))
+                                      "DATASETS.TEST", "()", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "200",
+                                      "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32"))
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=False)
     batch = next(iter(trainer.data_loader))
