@@ -66,11 +66,14 @@ def test_split_made_with_another_seed_is_refused(tmp_path):
 
 
 def test_sigint_leaves_no_final_genotype(tmp_path):
+    # STOP_WHEN_STABLE off: two equal derivations in a row would end the search (exit 0) before
+    # the signal arrives
     out = tmp_path / "search"
     env = dict(os.environ, PYTHONPATH=REPO)
     with open(tmp_path / "stdout.txt", "w") as stdout, open(tmp_path / "stderr.txt", "w") as stderr:
         proc = subprocess.Popen([sys.executable, os.path.join(REPO, "search_net.py"), "--config-file", SEARCH_CONFIG,
-                                 *tiny_search_opts(out, "SOLVER.MAX_ITER", "1000", "SEARCH.DERIVE_PERIOD", "1")],
+                                 *tiny_search_opts(out, "SOLVER.MAX_ITER", "1000", "SEARCH.DERIVE_PERIOD", "1",
+                                                      "SEARCH.STOP_WHEN_STABLE", "False")],
                                 cwd=REPO, env=env, stdout=stdout, stderr=stderr)
         try:
             deadline = time.time() + 300
