@@ -1,5 +1,5 @@
 """The Markdown benchmark table (``benchmarks/results/README_table.md``) from the sections'
-results: where it ran, each section's table, and the targets of issue 7 with the measured
+results: where it ran, each section's table, and the speed and memory targets with the measured
 figures."""
 from typing import Dict, List
 

@@ -1,4 +1,4 @@
-"""Deriving a discrete architecture from α (paper §3.2, DARTS convention; SPEC §4).
+"""Deriving a discrete architecture from α (paper §3.2, DARTS convention).
 
 Per edge (i, j): softmax over its K choices, then the strongest choice that is not ``none``;
 its weight is the edge's strength.  Per intermediate node j: keep the min(2, j) incoming edges

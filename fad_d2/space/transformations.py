@@ -7,7 +7,7 @@ Two streams of 3×3 layers, each layer = conv(s) → norm (GroupNorm(32)) → Re
 * ``sep``: a depthwise 3×3 conv followed by a pointwise 1×1 conv (one pair per layer);
 * a dilated layer, in *both* streams: depthwise dilated 3×3 (rate r) + pointwise 1×1.
 
-Large filters are decomposed into stacks of 3×3 layers (the table of SPEC §1):
+Large filters are decomposed into stacks of 3×3 layers (paper §3.1, Fig. 2):
 
 ====  ============  =======================  ====
  t    name suffix   layers                    RF
@@ -101,7 +101,7 @@ class TransformationSpec:
 
 
 def _fad_specs() -> Dict[str, TransformationSpec]:
-    # (suffix, base layers, dilation, receptive field): SPEC §1 / paper Fig. 2.
+    # (suffix, base layers, dilation, receptive field): paper Fig. 2.
     table = (
         ("3x3", 1, None, 3),
         ("5x5", 2, None, 5),

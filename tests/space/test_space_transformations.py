@@ -12,7 +12,7 @@ from fad_d2.space import (
 )
 from space_helpers import positive_
 
-FAD_TABLE = {  # suffix: (layers, receptive field) — SPEC §1 / issue 4
+FAD_TABLE = {  # suffix: (layers, receptive field) — paper Fig. 2
     "3x3": (1, 3), "5x5": (2, 5), "7x7": (3, 7),
     "3x3_dil2": (2, 7), "5x5_dil2": (3, 9), "3x3_dil3": (2, 9),
 }
