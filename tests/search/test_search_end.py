@@ -74,7 +74,9 @@ def test_sigint_leaves_no_final_genotype(tmp_path):
         proc = subprocess.Popen([sys.executable, os.path.join(REPO, "search_net.py"), "--config-file", SEARCH_CONFIG,
                                  *tiny_search_opts(out, "SOLVER.MAX_ITER", "1000", "SEARCH.DERIVE_PERIOD", "1",
                                                       "SEARCH.STOP_WHEN_STABLE", "False")],
-                                cwd=REPO, env=env, stdout=stdout, stderr=stderr)
+                                cwd=REPO, env=env, stdout=stdout, stderr=stderr,
+                                # a shell's background job inherits SIGINT ignored: restore Ctrl-C
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.time() + 300
             while not (out / "genotype_iter_0000001.json").exists():
