@@ -33,7 +33,7 @@ from fad_d2.analyze import analyze_model
 from fad_d2.demo.pretrain import ensure_pretrained_backbone
 from fad_d2.demo.report import markdown_table, plot_comparison, runs_table, summarize
 from fad_d2.data.synthetic import ensure_split
-from fad_d2.demo.steps import Step, final_bbox_metrics
+from fad_d2.demo.steps import Progress, Step, final_bbox_metrics
 from fad_d2.engine.setup import load_cfg
 from fad_d2.space import sample_random_genotype, save_genotype
 
@@ -94,19 +94,14 @@ def plan_runs(work_dir: str, seeds: int, opts: Sequence[str], env: Dict[str, str
 def execute(runs: List[Run], device: str, jobs: int):
     """Run everything not finished, ``jobs`` runs at a time, printing progress with an ETA."""
     steps = [s for r in runs for s in r.steps]
-    start = time.time()
+    progress = Progress("study", steps)
     lock = threading.Lock()
-    todo_nominal = sum(s.nominal_s for s in steps if not s.finished()) / max(jobs, 1)
 
     def report(message):
         with lock:
-            left = [s for s in steps if not s.finished()]
-            elapsed = time.time() - start
-            done_nominal = todo_nominal - sum(s.nominal_s for s in left) / max(jobs, 1)
-            scale = elapsed / done_nominal if done_nominal > 0 else 1.0
-            eta = scale * sum(s.nominal_s for s in left) / max(jobs, 1)
-            print(f"[study] {time.strftime('%H:%M:%S')} {message} | {len(steps) - len(left)}/{len(steps)} "
-                  f"steps done, ETA {eta / 60:.0f} min", flush=True)
+            done = sum(s.finished() for s in steps)
+            print(f"[study] {time.strftime('%H:%M:%S')} {message} | {done}/{len(steps)} steps done, "
+                  f"ETA {progress.eta_s(jobs) / 60:.0f} min", flush=True)
 
     report("plan")
     with ThreadPoolExecutor(max_workers=jobs) as pool:

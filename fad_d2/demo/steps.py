@@ -79,17 +79,16 @@ class Progress:
     def __init__(self, tag: str, steps: Sequence[Step]):
         self.tag = tag
         self.steps = list(steps)
-        self.start = time.time()
 
-    def _eta_s(self, remaining: Sequence[Step]) -> float:
+    def eta_s(self, jobs: int = 1) -> float:
+        """Seconds left for the unfinished steps run ``jobs`` at a time."""
         done = [(s.seconds(), s.nominal_s) for s in self.steps if s.finished()]
         scale = sum(a for a, _ in done) / sum(b for _, b in done) if done else 1.0
-        return scale * sum(s.nominal_s for s in remaining)
+        return scale * sum(s.nominal_s for s in self.steps if not s.finished()) / jobs
 
     def announce(self, step: Step):
         k = self.steps.index(step) + 1
-        remaining = [s for s in self.steps if not s.finished()]
-        state = "done before, reused" if step.finished() else f"running, ETA of the rest {self._eta_s(remaining) / 60:.1f} min"
+        state = "done before, reused" if step.finished() else f"running, ETA of the rest {self.eta_s() / 60:.1f} min"
         print(f"[{self.tag}] step {k}/{len(self.steps)}: {step.name} ({state}) -> {step.output_dir}", flush=True)
 
     def run(self, step: Step, device: str, log_file: Optional[str] = None) -> float:
