@@ -50,7 +50,7 @@ def main():
     search = Step("FAD-FCOS search", "search_net.py", SEARCH_CONFIG, os.path.join(out, "search"), nominal_s=600)
     genotype = os.path.join(search.output_dir, "genotype_final.json")
     stock = Step("stock FCOS training + evaluation", "train_net.py", STOCK_CONFIG, os.path.join(out, "fcos"),
-                 nominal_s=240)
+                 nominal_s=420)
     fad = Step("FAD-FCOS training + evaluation", "train_net.py", FAD_CONFIG, os.path.join(out, "fad_fcos"),
                ["MODEL.FAD.GENOTYPE", genotype], nominal_s=480)
     progress = Progress("demo", [search, stock, fad])

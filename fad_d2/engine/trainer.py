@@ -2,7 +2,7 @@
 the genotype."""
 import os
 
-from detectron2.data import build_detection_train_loader, get_detection_dataset_dicts
+from detectron2.data import DatasetCatalog, build_detection_train_loader, get_detection_dataset_dicts
 from detectron2.engine import DefaultTrainer
 
 from ..data import check_dataset_available, check_images_exist
@@ -20,11 +20,23 @@ def training_dataset_dicts(cfg):
     return dicts
 
 
+def check_test_datasets(cfg):
+    """Check that every dataset of ``DATASETS.TEST`` and each of its image files exists, so that a
+    missing test image stops the run before training instead of at the evaluation after it."""
+    for name in cfg.DATASETS.TEST:
+        check_dataset_available(name)
+        check_images_exist(DatasetCatalog.get(name), [name])
+
+
 class Trainer(DefaultTrainer):
     """Detectron2's trainer, evaluating with ``COCOEvaluator(use_fast_impl=False)`` (pycocotools,
     so no compiled Detectron2 op is needed; its subclass ranks ``segm`` by ``mask_scores`` when a
-    model gives them), checking that every dataset and training image exists first, and
-    saving/loading checkpoints with :class:`FADCheckpointer`."""
+    model gives them), checking that every dataset and every training and test image exists
+    first, and saving/loading checkpoints with :class:`FADCheckpointer`."""
+
+    def __init__(self, cfg):
+        check_test_datasets(cfg)
+        super().__init__(cfg)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

@@ -12,6 +12,7 @@ import fad_d2  # noqa: F401
 from fad_d2.data import check_images_exist
 from fad_d2.engine.checkpoint import CheckpointError, FADCheckpointer, genotype_record
 from fad_d2.engine.setup import ConfigError
+from fad_d2.engine.trainer import Trainer
 from fad_d2.modeling import FADModule
 from fad_d2.space import CellGenotype, EdgeChoice, Genotype, get_search_space, save_genotype
 from tests.conftest import REPO, config_path
@@ -141,6 +142,22 @@ def test_missing_image_is_found_before_training(tmp_path):
     dicts = [{"file_name": str(present)}, {"file_name": str(tmp_path / "gone.png")}]
     with pytest.raises(FileNotFoundError, match=r"Dataset 'd': image '.*gone.png' does not exist \(1 of 2"):
         check_images_exist(dicts, ["d"])
+
+
+def test_missing_test_image_stops_the_trainer_before_training(tmp_path):
+    from detectron2.data.datasets import register_coco_instances
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "here.png").write_bytes(b"x")
+    coco = {"images": [{"id": i, "file_name": f, "height": 8, "width": 8} for i, f in ((1, "here.png"), (2, "gone.png"))],
+            "annotations": [], "categories": [{"id": 1, "name": "a"}]}
+    (tmp_path / "val.json").write_text(json.dumps(coco))
+    name = f"fad_test_missing_val_{tmp_path.name}"
+    register_coco_instances(name, {}, str(tmp_path / "val.json"), str(tmp_path / "images"))
+    cfg = cpu_cfg(DEMO_FCOS, "DATASETS.TEST", f"('{name}',)", "OUTPUT_DIR", str(tmp_path / "out"))
+    with pytest.raises(FileNotFoundError, match=rf"Dataset '{name}': image '.*gone.png' does not exist \(1 of 2"):
+        Trainer(cfg)
+    assert not (tmp_path / "out").exists()  # nothing was built or written
 
 
 # ------------------------------------------------------------------ command lines

@@ -20,7 +20,8 @@ SMALL = ("INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "192")
 NO_TIE_BREAKING = ("MODEL.FCOS.TOPK_CANDIDATES_TEST", "100000", "MODEL.FCOS.NMS_THRESH_TEST", "1.0",
                    "MODEL.FCOS.DETECTIONS_PER_IMAGE", "100000")
 DETECTORS = {
-    "fad_fcos": ("Demo/fad_fcos_R_18_FPN_demo.yaml", ("MODEL.FAD.GENOTYPE", GENOTYPE, "MODEL.FAD.NUM_CELLS", "[1, 1]")),
+    "fad_fcos": ("Demo/fad_fcos_R_18_FPN_demo.yaml", ("MODEL.FAD.GENOTYPE", GENOTYPE, "MODEL.FAD.NUM_CELLS", "[1, 1]",
+                                                     "MODEL.FAD.INNER_CHANNELS", "[32, 32]")),
     "fcos": ("Demo/fcos_R_18_FPN_demo.yaml", ()),
 }
 

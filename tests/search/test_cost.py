@@ -42,7 +42,7 @@ def search_model_and_penalty(tmp_path, table_dir, *opts):
 
 def test_cli_prints_and_caches_the_table(tmp_path, table_dir, capsys, monkeypatch):
     args = ["--config-file", SEARCH_CONFIG, "--table-dir", str(tmp_path), "--repeats", "1", "--size", "128", "192",
-            "MODEL.DEVICE", "cpu", "MODEL.FAD.SEARCH_SPACE", "subset1"]
+            "MODEL.DEVICE", "cpu", "MODEL.FAD.SEARCH_SPACE", "subset1", "MODEL.FAD.INNER_CHANNELS", "[32, 32]"]
     cost_module.main(args)
     out = capsys.readouterr().out
     for part in ("edge std_3x3", "edge sep_5x5", "edge none", "cell", "predictors", "stock_head", "ms @32"):
