@@ -4,18 +4,20 @@ training iteration on the same batch: the search overhead factor.
 The setting of ``configs/Search/search_fad_fcos_R_50_FPN_voc.yaml`` (M = 1, c′ = 96, c = 256,
 20 classes, backbone frozen up to stage 2, gradient clipping at 20), batch 4 at 416×693, with
 random weights (nothing downloaded) and random images carrying 3 random boxes each.  The steps
-are the project's own: :class:`~fad_d2.search.BilevelTrainer`'s ``alpha_step`` /
-``weight_step`` and Detectron2's ``SimpleTrainer.run_step`` for plain FCOS, fed the same batch
-over and over (no data loading).  Variants: ``fcos`` (stock head), ``search_repshare`` (RepShare
-mixed ops, ``MODEL.FAD.REPSHARE True``), ``search_unshared`` (``False``).
+are the project's own: the search's α update (:meth:`~fad_d2.search.AlphaUpdateHook.step`) and
+w step (Detectron2's ``SimpleTrainer.run_step`` with :class:`~fad_d2.search.SearchTrainer`'s w
+optimizer), and ``SimpleTrainer.run_step`` for plain FCOS, fed the same batch over and over (no
+data loading).  Variants: ``fcos`` (stock head), ``search_repshare`` (RepShare mixed ops,
+``MODEL.FAD.REPSHARE True``), ``search_unshared`` (``False``).
 
 Per variant: step time (the search step is the sum of the α and w steps' medians) and the
 activations saved by the step's first forward (its first call, which is also the warm-up).
-The α step back-propagates to α only (``BilevelTrainer.alpha_step``).
+The α step records autograd's graph for α only and back-propagates to α only.
 """
 import dataclasses
+import functools
 import itertools
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, NamedTuple, Sequence
 
 import torch
 from detectron2.engine import DefaultTrainer, SimpleTrainer
@@ -24,7 +26,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 from fad_d2.engine.setup import load_cfg
-from fad_d2.search import BilevelTrainer, SearchTrainer, build_alpha_optimizer, search_groups
+from fad_d2.search import AlphaUpdateHook, SearchTrainer, build_alpha_optimizer, search_groups
 
 from .common import (
     Settings,
@@ -67,16 +69,22 @@ def _cfg(config_file: str, opts: Sequence[str], device: str):
     return load_cfg(repo_path(config_file), [*opts, "MODEL.DEVICE", device, "MODEL.WEIGHTS", ""])
 
 
-def build_search_trainer(config_file: str, opts: Sequence[str], device: str,
-                         batch: List[dict]) -> BilevelTrainer:
-    """The search config's supernet with its w and α optimizers in a :class:`BilevelTrainer`
-    whose two loaders both repeat ``batch``."""
+class SearchStep(NamedTuple):
+    """The two halves of a search step on one replayed batch: ``alpha()`` (the α update) and
+    ``weight()`` (the w step)."""
+
+    model: torch.nn.Module
+    alpha: Callable[[], dict]
+    weight: Callable[[], None]
+
+
+def build_search_step(config_file: str, opts: Sequence[str], device: str, batch: List[dict]) -> SearchStep:
+    """The search config's supernet with the search's α update and w step, both on ``batch``."""
     cfg = _cfg(config_file, opts, device)
     model = build_model(cfg)
-    alphas = [group.alpha for group in search_groups(model)]
-    return BilevelTrainer(model, itertools.repeat(batch), SearchTrainer.build_optimizer(cfg, model),
-                          itertools.repeat(batch), build_alpha_optimizer(cfg, alphas),
-                          grad_clip_norm=cfg.SEARCH.GRAD_CLIP_NORM)
+    alpha_hook = AlphaUpdateHook(itertools.repeat(batch), build_alpha_optimizer(cfg, [g.alpha for g in search_groups(model)]))
+    w_step = SimpleTrainer(model, itertools.repeat(batch), SearchTrainer.build_optimizer(cfg, model))
+    return SearchStep(model, functools.partial(alpha_hook.step, model, batch), w_step.run_step)
 
 
 def build_plain_trainer(config_file: str, opts: Sequence[str], device: str,
@@ -110,10 +118,8 @@ def _measure_variant(name: str, settings: Settings, search_config: str, fcos_con
         plain = build_plain_trainer(fcos_config, opts, settings.device, batch)
         return measure_step(plain.model, plain.run_step, {"step": plain.run_step}, settings)
     repshare = name == "search_repshare"
-    search = build_search_trainer(search_config, [*opts, "MODEL.FAD.REPSHARE", str(repshare)],
-                                  settings.device, batch)
-    return measure_step(search.model, search.alpha_step,
-                        {"alpha": search.alpha_step, "weight": search.weight_step}, settings)
+    search = build_search_step(search_config, [*opts, "MODEL.FAD.REPSHARE", str(repshare)], settings.device, batch)
+    return measure_step(search.model, search.alpha, {"alpha": search.alpha, "weight": search.weight}, settings)
 
 
 def compare_steps(settings: Settings, search_config: str = SEARCH_CONFIG,

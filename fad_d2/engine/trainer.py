@@ -1,7 +1,9 @@
-"""``DefaultTrainer`` with the COCO evaluator, early dataset checks and checkpoints that carry
-the genotype."""
+"""``DefaultTrainer`` with the COCO evaluator, early dataset checks, checkpoints that carry
+the genotype, and DDP for CPU models too."""
+import contextlib
 import os
 
+import detectron2.engine.defaults as d2_defaults
 from detectron2.data import DatasetCatalog, build_detection_train_loader, get_detection_dataset_dicts
 from detectron2.engine import DefaultTrainer
 
@@ -32,11 +34,16 @@ class Trainer(DefaultTrainer):
     """Detectron2's trainer, evaluating with ``COCOEvaluator(use_fast_impl=False)`` (pycocotools,
     so no compiled Detectron2 op is needed; its subclass ranks ``segm`` by ``mask_scores`` when a
     model gives them), checking that every dataset and every training and test image exists
-    first, and saving/loading checkpoints with :class:`FADCheckpointer`."""
+    first, and saving/loading checkpoints with :class:`FADCheckpointer`; with several processes
+    it also trains a CPU model (gloo)."""
+
+    evaluates = True  # False: DATASETS.TEST is never read (then it is not checked)
 
     def __init__(self, cfg):
-        check_test_datasets(cfg)
-        super().__init__(cfg)
+        if self.evaluates:
+            check_test_datasets(cfg)
+        with _cpu_ddp():
+            super().__init__(cfg)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -58,3 +65,22 @@ class Trainer(DefaultTrainer):
         self.checkpointer = FADCheckpointer(self.checkpointer.model, self.cfg.OUTPUT_DIR,
                                             genotypes=genotype_record(self.cfg), **self.checkpointer.checkpointables)
         return super().build_hooks()
+
+
+@contextlib.contextmanager
+def _cpu_ddp():
+    """Within the context, ``DefaultTrainer.__init__``'s ``create_ddp_model(model, ...)`` wraps a
+    CPU model too: Detectron2 passes ``device_ids=[local rank]`` (a GPU index), which
+    ``DistributedDataParallel`` refuses for a CPU module; a CPU model gets ``device_ids=None``."""
+    create_ddp_model = d2_defaults.create_ddp_model
+
+    def create(model, **kwargs):
+        if not next(model.parameters()).is_cuda:
+            kwargs.setdefault("device_ids", None)
+        return create_ddp_model(model, **kwargs)
+
+    d2_defaults.create_ddp_model = create
+    try:
+        yield
+    finally:
+        d2_defaults.create_ddp_model = create_ddp_model

@@ -1,28 +1,31 @@
-"""``SearchTrainer``: Detectron2's ``DefaultTrainer`` running the FAD bilevel search.
+"""``SearchTrainer``: Detectron2's ``DefaultTrainer`` running the FAD bilevel search (paper §3.2).
 
-It differs from ``DefaultTrainer`` in what it builds (a w optimizer without α, an α optimizer,
-a loader per half of the split training data, a :class:`BilevelTrainer`), in its hooks (no
-evaluation; :class:`DeriveArchitectureHook`) and in its loop, which ends early when the derive
-hook asks (stable architecture) and does not run at all once the search has ended.
-Checkpoints (:class:`FADCheckpointer`) carry w, α, both optimizers, the LR scheduler, the
-iteration, the split, the derivation history with the search's end state, and the genotype
-record (a supernet's: none).
+Each iteration is one α step on a batch of the α-half (:class:`AlphaUpdateHook`, in
+``before_step``) and then ``DefaultTrainer``'s own w step on a batch of the w-half: the
+``SOLVER`` optimizer over every weight but α, with the global L2 norm of w's gradient clipped to
+``SEARCH.GRAD_CLIP_NORM`` (20 in the paper) first.
+
+It differs from ``DefaultTrainer`` only in what it builds (the supernet, a w optimizer without
+α, a train loader of the w-half) and in its hooks (the α step; no evaluation; derivation,
+:class:`DeriveArchitectureHook`; the cost report); its ``train`` ends early when the derive hook
+asks (stable architecture) and does nothing once the search has ended.  Checkpoints
+(:class:`FADCheckpointer`) carry w, α, both optimizers, the LR scheduler, the iteration, the
+split, the derivation history with the search's end state, and the genotype record (a
+supernet's: none).
 """
 import logging
 import os
-import weakref
 
-from detectron2.data import DatasetMapper, build_detection_train_loader
+import torch
+from detectron2.data import build_detection_train_loader
 from detectron2.data.samplers import TrainingSampler
-from detectron2.engine import DefaultTrainer, TrainerBase, create_ddp_model, hooks
+from detectron2.engine import hooks
 from detectron2.utils import comm
-from detectron2.utils.events import EventStorage
-from detectron2.utils.logger import setup_logger
 
-from ..engine.checkpoint import FADCheckpointer, genotype_record, read_checkpoint
-from ..engine.trainer import training_dataset_dicts
+from ..engine.checkpoint import read_checkpoint
+from ..engine.trainer import Trainer, training_dataset_dicts
 from ..space import CellGroup
-from .bilevel import BilevelTrainer, build_alpha_optimizer
+from .alpha_hook import AlphaUpdateHook, build_alpha_optimizer
 from .cost_penalty import CostReportHook, cost_penalty_from_config
 from .hooks import DeriveArchitectureHook
 from .split import load_or_make_split, select
@@ -35,34 +38,53 @@ def search_groups(model):
     return [m for m in model.modules() if isinstance(m, CellGroup) and m.alpha is not None]
 
 
-class SearchTrainer(DefaultTrainer):
-    """Bilevel FAD search over any model containing FAD search modules (FCOS, RetinaNet, Mask)."""
+def split_training_data(cfg):
+    """``(split, w-half records, α-half records)`` of ``DATASETS.TRAIN``: the split
+    (``SEARCH.SPLIT_*``) is made once and then read from ``OUTPUT_DIR/search_split.json`` (the
+    same on every worker: it is seeded).  ``SEARCH.SPLIT_DATA False`` (the released detection
+    code): split ``None``, both halves the whole set."""
+    dicts = training_dataset_dicts(cfg)
+    if not cfg.SEARCH.SPLIT_DATA:
+        return None, dicts, dicts
+    split = load_or_make_split(cfg.OUTPUT_DIR, dicts, cfg.SEARCH.SPLIT_RATIO, cfg.SEARCH.SPLIT_SEED,
+                               min_images=cfg.SOLVER.IMS_PER_BATCH, write=comm.is_main_process())
+    return split, select(dicts, split.w_keys), select(dicts, split.alpha_keys)
 
-    def __init__(self, cfg):
-        TrainerBase.__init__(self)
-        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
-            setup_logger()
-        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
-        self.cfg = cfg
-        self.stop_reason = None
 
-        model = self.build_model(cfg)
-        self.groups = search_groups(model)
-        optimizer = self.build_optimizer(cfg, model)
-        alpha_optimizer = build_alpha_optimizer(cfg, [g.alpha for g in self.groups])
-        self.split, w_loader, alpha_loader = self.build_search_loaders(cfg)
-        self.cost_penalty = cost_penalty_from_config(cfg, self.groups)  # None unless SEARCH.COST.WEIGHT > 0
+def with_global_grad_clip(optimizer, max_norm):
+    """Make ``optimizer.step`` first clip the global L2 norm of its parameters' gradients to
+    ``max_norm`` (one norm over all of them, as the paper clips w; Detectron2's
+    ``SOLVER.CLIP_GRADIENTS`` clips each parameter on its own).  Under AMP, ``GradScaler.step``
+    unscales the gradients before it calls ``step``, so the clip sees true gradients."""
+    base = type(optimizer)
 
-        on_gpu = next(model.parameters()).is_cuda
-        model = create_ddp_model(model, broadcast_buffers=False, **({} if on_gpu else {"device_ids": None}))
-        self._trainer = BilevelTrainer(model, w_loader, optimizer, alpha_loader, alpha_optimizer,
-                                       grad_clip_norm=cfg.SEARCH.GRAD_CLIP_NORM, cost_penalty=self.cost_penalty)
-        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = FADCheckpointer(model, cfg.OUTPUT_DIR, genotypes=genotype_record(cfg),
-                                            trainer=weakref.proxy(self))
-        self.start_iter = 0
-        self.max_iter = cfg.SOLVER.MAX_ITER
-        self.register_hooks(self.build_hooks())
+    def step(self, closure=None):
+        params = [p for group in self.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return base.step(self, closure)
+
+    optimizer.__class__ = type(base.__name__ + "WithGlobalGradClip", (base,), {"step": step})
+    return optimizer
+
+
+class SearchStopped(BaseException):
+    """Ends ``TrainerBase.train``'s loop after the iteration in which the search was stopped.
+
+    A ``BaseException`` (like ``GeneratorExit``): ``TrainerBase.train`` logs any ``Exception``
+    as a failure; this one passes its ``except`` and, after ``iter`` was advanced as the loop
+    does at its end, its ``finally`` calls ``after_train`` on a finished run."""
+
+
+class SearchTrainer(Trainer):
+    """Bilevel FAD search over any model containing FAD search modules (FCOS, RetinaNet, Mask).
+
+    Attributes (besides ``DefaultTrainer``'s): ``groups`` (the search ``CellGroup``\\ s),
+    ``split`` (``None`` without ``SEARCH.SPLIT_DATA``), ``cost_penalty``, ``alpha_hook``,
+    ``derive_hook``, ``stop_reason`` (set when a hook stopped the search).
+    """
+
+    stop_reason = None
+    evaluates = False  # a search trains only: its DATASETS.TEST need not exist
 
     @classmethod
     def build_model(cls, cfg):
@@ -77,74 +99,84 @@ class SearchTrainer(DefaultTrainer):
     @classmethod
     def build_optimizer(cls, cfg, model):
         """Detectron2's ``SOLVER`` optimizer over the weights w only (α frozen while it is built,
-        so neither its update nor its weight decay ever touches α)."""
+        so neither its update nor its weight decay ever touches α), clipping the global norm of
+        w's gradient to ``SEARCH.GRAD_CLIP_NORM`` (0: no clip)."""
         alphas = [g.alpha for g in search_groups(model)]
         for a in alphas:
             a.requires_grad_(False)
         try:
-            return super().build_optimizer(cfg, model)
+            optimizer = super().build_optimizer(cfg, model)
         finally:
             for a in alphas:
                 a.requires_grad_(True)
+        if cfg.SEARCH.GRAD_CLIP_NORM > 0:
+            optimizer = with_global_grad_clip(optimizer, cfg.SEARCH.GRAD_CLIP_NORM)
+        return optimizer
 
-    def build_search_loaders(self, cfg):
-        """Split the training sets (``SEARCH.SPLIT_*``) and build a train loader per half."""
-        dicts = training_dataset_dicts(cfg)
-        mapper = DatasetMapper(cfg, is_train=True)
-        if not cfg.SEARCH.SPLIT_DATA:  # the released detection code: both steps on the whole set
-            # a sampler seeded apart from the w loader's, so that the two steps see other batches
-            alpha_sampler = TrainingSampler(len(dicts), seed=cfg.SEARCH.SPLIT_SEED + 1)
-            return (None, build_detection_train_loader(cfg, mapper=mapper, dataset=dicts),
-                    build_detection_train_loader(cfg, mapper=mapper, dataset=dicts, sampler=alpha_sampler))
-        split = load_or_make_split(cfg.OUTPUT_DIR, dicts, cfg.SEARCH.SPLIT_RATIO, cfg.SEARCH.SPLIT_SEED,
-                                   min_images=cfg.SOLVER.IMS_PER_BATCH, write=comm.is_main_process())
-        w_loader = build_detection_train_loader(cfg, mapper=mapper, dataset=select(dicts, split.w_keys))
-        alpha_loader = build_detection_train_loader(cfg, mapper=mapper, dataset=select(dicts, split.alpha_keys))
-        logger.info("search split: %d images for w, %d for α", len(split.w_keys), len(split.alpha_keys))
-        return split, w_loader, alpha_loader
+    @classmethod
+    def build_train_loader(cls, cfg):
+        """The loader of the w-half."""
+        _, w_dicts, _ = split_training_data(cfg)
+        return build_detection_train_loader(cfg, dataset=w_dicts)
+
+    @classmethod
+    def build_alpha_loader(cls, cfg):
+        """``(split, loader of the α-half)``; without a split its sampler is seeded apart from the
+        w loader's, so that the two steps see other batches."""
+        split, _, alpha_dicts = split_training_data(cfg)
+        sampler = None if split else TrainingSampler(len(alpha_dicts), seed=cfg.SEARCH.SPLIT_SEED + 1)
+        if split:
+            logger.info("search split: %d images for w, %d for α", len(split.w_keys), len(split.alpha_keys))
+        return split, build_detection_train_loader(cfg, dataset=alpha_dicts, sampler=sampler)
 
     def build_hooks(self):
-        """Detectron2's hooks without evaluation, plus the derive hook before the checkpointer."""
+        """Detectron2's hooks without evaluation, the α step right after the iteration timer
+        (its time counts in the iteration's), the derive hook (and the cost report) before the
+        checkpointer."""
+        cfg = self.cfg
+        self.groups = search_groups(self.model)
+        self.cost_penalty = cost_penalty_from_config(cfg, self.groups)  # None unless SEARCH.COST.WEIGHT > 0
+        self.split, alpha_loader = self.build_alpha_loader(cfg)
+        self.alpha_hook = AlphaUpdateHook(alpha_loader, build_alpha_optimizer(cfg, [g.alpha for g in self.groups]),
+                                          cost_penalty=self.cost_penalty)
+        self.derive_hook = DeriveArchitectureHook(self.groups, cfg.SEARCH.DERIVE_PERIOD, cfg.SEARCH.STOP_WHEN_STABLE,
+                                                  cfg.OUTPUT_DIR)
         ret = [h for h in super().build_hooks() if not isinstance(h, hooks.EvalHook)]
-        self.derive_hook = DeriveArchitectureHook(self.groups, self.cfg.SEARCH.DERIVE_PERIOD,
-                                                  self.cfg.SEARCH.STOP_WHEN_STABLE, self.cfg.OUTPUT_DIR)
+        timer = next((i for i, h in enumerate(ret) if isinstance(h, hooks.IterationTimer)), -1)
+        ret.insert(timer + 1, self.alpha_hook)
         at = next((i for i, h in enumerate(ret) if isinstance(h, hooks.PeriodicCheckpointer)), len(ret))
         ret.insert(at, self.derive_hook)
         if self.cost_penalty is not None:
-            ret.insert(at + 1, CostReportHook(self.cost_penalty, self.cfg.OUTPUT_DIR))
+            ret.insert(at + 1, CostReportHook(self.cost_penalty, cfg.OUTPUT_DIR))
         return ret
 
     def request_stop(self, reason):
         """Called by a hook in ``after_step``: the current iteration becomes the last one, for the
-        loop and for the checkpointer (which then saves ``model_final`` in its ``after_step``)."""
+        hooks after it (the checkpointer then saves ``model_final``) and for the loop."""
         self.stop_reason = reason
         self.max_iter = self.iter + 1
         for h in self._hooks:
             if isinstance(h, hooks.PeriodicCheckpointer):
                 h.max_iter = self.max_iter
 
+    def after_step(self):
+        super().after_step()
+        if self.stop_reason is not None:
+            self.iter += 1  # what TrainerBase.train does after its last iteration
+            raise SearchStopped
+
     def train(self):
-        """``TrainerBase.train``'s loop, ended after the iteration in which a hook called
+        """``DefaultTrainer.train``, ended after the iteration in which a hook called
         :meth:`request_stop`; nothing at all when the loaded checkpoint's search had ended."""
         if self.derive_hook.end is not None:
             logger.info("this search already ended (%s) at iteration %d: nothing to do",
                         self.derive_hook.end["reason"], self.derive_hook.end["iteration"])
-            return
-        logger.info("Starting search from iteration %d", self.start_iter)
-        self.iter = self.start_iter
-        with EventStorage(self.start_iter) as self.storage:
-            try:
-                self.before_train()
-                for self.iter in range(self.start_iter, self.max_iter):
-                    self.before_step()
-                    self.run_step()
-                    self.after_step()
-                    if self.stop_reason:
-                        logger.info("stopping the search at iteration %d: %s", self.iter + 1, self.stop_reason)
-                        break
-                self.iter += 1
-            finally:
-                self.after_train()
+            return None
+        try:
+            return super().train()
+        except SearchStopped:
+            logger.info("stopped the search at iteration %d: %s", self.iter, self.stop_reason)
+            return None
 
     def state_dict(self):
         ret = super().state_dict()
@@ -154,6 +186,10 @@ class SearchTrainer(DefaultTrainer):
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
+        old_alpha_state = state_dict.get("_trainer", {}).get("alpha_optimizer")
+        if old_alpha_state is not None and AlphaUpdateHook.__qualname__ not in state_dict.get("hooks", {}):
+            # a checkpoint written before the α step was a hook: its optimizer state sat there
+            self.alpha_hook.load_state_dict({"optimizer": old_alpha_state})
         saved = state_dict.get("search_split")
         if self.split is not None and saved is not None and saved != self.split.to_dict():
             raise ValueError("the checkpoint's search split differs from search_split.json in OUTPUT_DIR")
@@ -171,4 +207,4 @@ def search_end_state(output_dir):
     return state.get(DeriveArchitectureHook.__qualname__, {}).get("end"), path
 
 
-__all__ = ["SearchTrainer", "search_end_state", "search_groups"]
+__all__ = ["SearchTrainer", "search_end_state", "search_groups", "split_training_data", "with_global_grad_clip"]

@@ -108,10 +108,11 @@ def _alpha_after_one_step(trainer, batch, alpha0, opt_state, penalty):
     with torch.no_grad():
         for a, a0 in zip(architecture_parameters(trainer.model), alpha0):
             a.copy_(a0)
-    trainer._trainer.alpha_optimizer.load_state_dict(copy.deepcopy(opt_state))
-    trainer._trainer.cost_penalty = penalty
-    trainer._trainer._alpha_iter = iter([batch])
-    trainer._trainer.alpha_step()
+    hook = trainer.alpha_hook
+    hook.optimizer.load_state_dict(copy.deepcopy(opt_state))
+    hook.cost_penalty = penalty
+    hook._data_iter = iter([batch])
+    hook.before_step()
     return [a.detach().clone() for a in architecture_parameters(trainer.model)]
 
 
@@ -119,13 +120,13 @@ def test_weight_zero_or_unbinding_budget_is_the_papers_alpha_step(tmp_path, tabl
     with monkeypatch.context() as m:
         m.setattr(cost_penalty_module, "cost_table_from_config", lambda cfg: pytest.fail("no table when off"))
         off = SearchTrainer(tiny_search_cfg(tmp_path / "off"))
-    assert off.cost_penalty is None and off._trainer.cost_penalty is None
+    assert off.cost_penalty is None and off.alpha_hook.cost_penalty is None
 
     trainer = SearchTrainer(tiny_search_cfg(tmp_path / "on", *cost_opts(table_dir, "SEARCH.COST.TARGET", "100.0")))
-    assert isinstance(trainer._trainer.cost_penalty, CostPenalty)
-    batch = next(iter(trainer._trainer.alpha_data_loader))
+    assert isinstance(trainer.alpha_hook.cost_penalty, CostPenalty)
+    batch = next(iter(trainer.alpha_hook.data_loader))
     alpha0 = [a.detach().clone() for a in architecture_parameters(trainer.model)]
-    opt_state = copy.deepcopy(trainer._trainer.alpha_optimizer.state_dict())
+    opt_state = copy.deepcopy(trainer.alpha_hook.optimizer.state_dict())
     unbinding = trainer.cost_penalty
     binding = CostPenalty(unbinding.groups, unbinding.costs, unbinding.ops, fixed_cost=unbinding.fixed_cost,
                           stock_cost=unbinding.stock_cost, target=0.01, weight=1.0, metric="flops")

@@ -1,5 +1,7 @@
 """The bilevel search: alternating α/w steps, split, derivation schedule, stop rule, resume, DDP."""
+import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -33,15 +35,17 @@ def test_alpha_only_in_alpha_steps_and_w_only_in_w_steps(tmp_path):
     model = trainer.model
     alphas, weights = architecture_parameters(model), weight_parameters(model)
     w_opt_ids = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
-    a_opt_ids = {id(p) for g in trainer._trainer.alpha_optimizer.param_groups for p in g["params"]}
+    a_opt_ids = {id(p) for g in trainer.alpha_hook.optimizer.param_groups for p in g["params"]}
     assert a_opt_ids == {id(a) for a in alphas} and not (w_opt_ids & a_opt_ids)
-    with EventStorage(0):
+    with EventStorage(0) as storage:
         a0, w0 = _snapshot(alphas), _snapshot(weights)
-        trainer._trainer.alpha_step()
+        trainer.alpha_hook.before_step()
         assert all(_changed(a0, alphas)), "every α moves in an α step"
         assert not any(_changed(w0, weights)), "no weight moves in an α step"
+        assert all(p.grad is None for p in weights), "the α step computes no weight gradient"
+        assert {"alpha_total_loss", "alpha_loss_fcos_cls", "alpha_lr", "alpha_data_time"} <= set(storage.latest())
         a1, w1 = _snapshot(alphas), _snapshot(weights)
-        trainer._trainer.weight_step()
+        trainer.run_step()  # DefaultTrainer's w step
         assert not any(_changed(a1, alphas)), "α does not move in a w step"
         # every weight with a real gradient moves (biases right before a 1-channel GroupNorm get
         # only rounding noise, ~1e-15)
@@ -57,7 +61,7 @@ def test_two_loaders_never_share_an_image(tmp_path):
     assert split.w_keys and split.alpha_keys and not set(split.w_keys) & set(split.alpha_keys)
     assert len(split.w_keys) + len(split.alpha_keys) == 24  # FAD_D2_SYNTH_SMALL train split
     seen = {}
-    for name, loader in (("w", trainer._trainer.data_loader), ("alpha", trainer._trainer.alpha_data_loader)):
+    for name, loader in (("w", trainer.data_loader), ("alpha", trainer.alpha_hook.data_loader)):
         it = iter(loader)
         seen[name] = {d["file_name"] for _ in range(12) for d in next(it)}
     assert seen["w"] and seen["alpha"] and not seen["w"] & seen["alpha"]
@@ -70,17 +74,37 @@ def test_two_loaders_never_share_an_image(tmp_path):
         SearchTrainer(tiny_search_cfg(tmp_path, "SEARCH.SPLIT_SEED", "123"))
 
 
-def test_derivation_period_and_stop_when_stable(tmp_path):
+def test_derivation_period_and_stop_when_stable(tmp_path, caplog):
     # α frozen (lr 0): the second derivation equals the first, so the search stops there
     trainer = SearchTrainer(tiny_search_cfg(tmp_path, "SOLVER.MAX_ITER", "10", "SEARCH.ALPHA_LR", "0.0"))
-    trainer.train()
+    with _logs_of("detectron2", "fad_d2", handler=caplog.handler):
+        trainer.train()
     files = sorted(f for f in os.listdir(tmp_path) if f.startswith("genotype_iter_"))
     assert files == ["genotype_iter_0000002.json", "genotype_iter_0000004.json"]
     assert trainer.iter == 4 and trainer.stop_reason
+    assert "stopped the search at iteration 4" in caplog.text
+    assert "Exception" not in caplog.text, "a stop is no failure"
     history = json.loads((tmp_path / "alpha_history.json").read_text())["history"]
     assert [h["iteration"] for h in history] == [2, 4] and [h["stable"] for h in history] == [False, True]
     for name in ("genotype_final.json", "genotype_final.png", "alpha_evolution.png", "model_final.pth"):
         assert (tmp_path / name).stat().st_size > 0, name
+
+
+@contextlib.contextmanager
+def _logs_of(*names, handler):
+    """INFO records of loggers ``names`` go to ``handler`` too (Detectron2's ``setup_logger``
+    stops propagation to the root logger, where pytest's ``caplog`` listens)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
 
 
 def test_no_stop_when_disabled(tmp_path):
@@ -141,10 +165,10 @@ def test_kill_and_resume_restores_everything(tmp_path):
     assert trainer.start_iter == saved["iteration"] + 1
     for g in trainer.groups:
         assert torch.equal(g.alpha.detach(), saved["model"][_param_name(trainer.model, g.alpha)])
-    inner = saved["trainer"]["_trainer"]
-    assert inner["alpha_optimizer"]["state"], "Adam moments were saved"
-    _assert_state_equal(trainer._trainer.alpha_optimizer.state_dict(), inner["alpha_optimizer"])
-    _assert_state_equal(trainer._trainer.optimizer.state_dict(), inner["optimizer"])
+    alpha_state = saved["trainer"]["hooks"]["AlphaUpdateHook"]["optimizer"]
+    assert alpha_state["state"], "Adam moments were saved"
+    _assert_state_equal(trainer.alpha_hook.optimizer.state_dict(), alpha_state)
+    _assert_state_equal(trainer.optimizer.state_dict(), saved["trainer"]["_trainer"]["optimizer"])
     assert trainer.scheduler.state_dict() == saved["trainer"]["hooks"]["LRScheduler"]
     assert saved["trainer"]["search_split"] == trainer.split.to_dict()
     hooks_state = saved["trainer"]["hooks"]["DeriveArchitectureHook"]["history"]

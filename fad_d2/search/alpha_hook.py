@@ -1,0 +1,107 @@
+"""The α step of the bilevel search (paper §3.2, first-order DARTS) as a Detectron2 hook.
+
+Before each w step (``before_step``) the hook draws a batch of the α-half and takes one Adam
+step on the architecture parameters α only::
+
+    α ← α − Adam(∇_α L_val(w, α))        (w held fixed: the first-order approximation)
+
+where L_val is the detector's training loss on the α-half batch (plus the optional cost term,
+``cost_penalty.py``).  The w step that follows is the trainer's own ``run_step``.
+"""
+import contextlib
+import time
+
+import torch
+from detectron2.engine import HookBase
+from detectron2.utils import comm
+from detectron2.utils.events import get_event_storage
+from torch.nn.parallel import DistributedDataParallel
+
+
+class AlphaUpdateHook(HookBase):
+    """One α update per iteration, before the w step.
+
+    Args:
+        data_loader: the α-half loader (an iterable of ``list[dict]`` batches).
+        optimizer: the optimizer of α only (:func:`build_alpha_optimizer`); its parameters are
+            the α of every search group (each Tensor[E, K]: E edges, K choices).
+        cost_penalty: ``None`` (the paper), or a callable returning ``{"loss_cost": Tensor[]}``
+            that the α step adds to its losses (``cost_penalty.py``, ``SEARCH.COST``).
+
+    Logs ``alpha_total_loss``, ``alpha_loss_*``, ``alpha_lr`` and ``alpha_data_time``; its
+    ``state_dict`` (the α optimizer's state) goes into the trainer's checkpoints.
+    """
+
+    def __init__(self, data_loader, optimizer, cost_penalty=None):
+        self.data_loader = data_loader
+        self.optimizer = optimizer
+        self.cost_penalty = cost_penalty
+        self.alphas = [p for group in optimizer.param_groups for p in group["params"]]
+        self._data_iter = None
+
+    def before_step(self):
+        if self._data_iter is None:
+            self._data_iter = iter(self.data_loader)
+        start = time.perf_counter()
+        data = next(self._data_iter)
+        data_time = time.perf_counter() - start
+        loss_dict = self.step(self.trainer.model, data)
+        get_event_storage().put_scalars(
+            alpha_total_loss=sum(loss_dict.values()).item(),
+            alpha_lr=self.optimizer.param_groups[0]["lr"],
+            alpha_data_time=data_time,
+            **{f"alpha_{k}": v.item() for k, v in loss_dict.items()},
+        )
+
+    def step(self, model, data):
+        """Update α on the batch ``data`` (``list[dict]``) with ``model`` (in training mode,
+        possibly DDP-wrapped); returns the detached losses ``{name: Tensor[]}``.
+
+        Autograd records only what ∇_α needs: every other parameter has ``requires_grad`` off
+        during the pass (the backbone's forward then saves nothing), and the backward goes to α
+        only.  Under DDP the pass runs without DDP's gradient sync (it would wait for w's
+        gradients) and α's gradients are averaged over the workers here instead.
+        """
+        assert model.training, "[AlphaUpdateHook] model was changed to eval mode!"
+        distributed = isinstance(model, DistributedDataParallel)
+        with model.no_sync() if distributed else contextlib.nullcontext(), \
+                requires_grad_only(model, self.alphas):
+            loss_dict = model(data)
+            if self.cost_penalty is not None:  # the budget term (the same on every worker)
+                loss_dict.update(self.cost_penalty())
+            losses = sum(loss_dict.values())
+            self.optimizer.zero_grad()
+            losses.backward(inputs=self.alphas)
+        if distributed:
+            for a in self.alphas:
+                torch.distributed.all_reduce(a.grad)
+                a.grad.div_(comm.get_world_size())
+        self.optimizer.step()
+        return {k: v.detach() for k, v in loss_dict.items()}
+
+    def state_dict(self):
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state_dict):
+        self.optimizer.load_state_dict(state_dict["optimizer"])
+
+
+@contextlib.contextmanager
+def requires_grad_only(model, params):
+    """Within the context, only ``params`` of ``model``'s parameters require gradients (those
+    that required them before do so again afterwards, also after an exception)."""
+    keep = {id(p) for p in params}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in keep]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def build_alpha_optimizer(cfg, alphas):
+    """Adam over α (paper/DARTS: lr 3e-4, betas (0.5, 0.999), weight decay 1e-3)."""
+    return torch.optim.Adam(alphas, lr=cfg.SEARCH.ALPHA_LR, betas=tuple(cfg.SEARCH.ALPHA_BETAS),
+                            weight_decay=cfg.SEARCH.ALPHA_WEIGHT_DECAY)

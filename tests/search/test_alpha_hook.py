@@ -1,0 +1,108 @@
+"""The α step as a hook: the same α gradient as the plain computation with less autograd record,
+parameters' ``requires_grad`` restored, the global clip of w, old checkpoints' α optimizer."""
+import copy
+
+import pytest
+import torch
+from detectron2.utils.events import EventStorage
+
+import fad_d2  # noqa: F401
+from fad_d2.search import SearchTrainer
+from fad_d2.search.alpha_hook import requires_grad_only
+from fad_d2.search.trainer import with_global_grad_clip
+from fad_d2.space import architecture_parameters, weight_parameters
+from tests.search.test_search import _assert_state_equal
+from tests.search.utils import tiny_search_cfg
+
+
+@pytest.fixture(scope="module")
+def trainer(tmp_path_factory):
+    return SearchTrainer(tiny_search_cfg(tmp_path_factory.mktemp("alpha_hook")))
+
+
+def _saved_bytes(fn):
+    """Bytes of the tensors autograd saves for backward while ``fn()`` runs (parameters too)."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total
+
+
+def test_alpha_step_gradient_equals_the_plain_computation(trainer):
+    model, hook = trainer.model, trainer.alpha_hook
+    alphas, weights = architecture_parameters(model), weight_parameters(model)
+    flags = [p.requires_grad for p in weights]
+    assert not all(flags), "the frozen backbone stages do not require gradients"
+    batch = next(iter(hook.data_loader))
+    with EventStorage(0):
+        # a fresh model's first pass can differ from the next ones in the last bits (CPU kernels)
+        sum(model(batch).values()).backward(inputs=alphas)
+        # plain: every parameter records its graph, the backward goes to α only
+        model.loss_normalizer = 100.0  # FCOS's running normaliser, the same for both passes
+        for a in alphas:
+            a.grad = None
+        plain = {}
+        plain_saved = _saved_bytes(lambda: plain.update(model(batch)))
+        sum(plain.values()).backward(inputs=alphas)
+        plain_grads = [a.grad.clone() for a in alphas]
+
+        model.loss_normalizer = 100.0
+        hook_losses = {}
+        hook_saved = _saved_bytes(lambda: hook_losses.update(hook.step(model, batch)))
+    assert hook_losses.keys() == plain.keys()
+    for k in plain:
+        assert torch.equal(hook_losses[k], plain[k].detach()), k
+    for a, g in zip(alphas, plain_grads):
+        assert torch.equal(a.grad, g)
+    assert all(p.grad is None for p in weights), "no weight gradient"
+    assert [p.requires_grad for p in weights] == flags, "requires_grad restored"
+    assert all(a.requires_grad for a in alphas)
+    assert hook_saved < 0.9 * plain_saved, (hook_saved, plain_saved)  # FPN, first cell edges: nothing
+
+
+def test_requires_grad_restored_after_an_exception(trainer):
+    model = trainer.model
+    before = [p.requires_grad for p in model.parameters()]
+    with pytest.raises(KeyError):
+        with EventStorage(0):
+            trainer.alpha_hook.step(model, [{"no image": None}])
+    assert [p.requires_grad for p in model.parameters()] == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with requires_grad_only(model, architecture_parameters(model)):
+            assert sum(p.requires_grad for p in model.parameters()) == len(architecture_parameters(model))
+            raise RuntimeError("inside")
+    assert [p.requires_grad for p in model.parameters()] == before
+
+
+def test_w_optimizer_clips_the_global_gradient_norm(trainer):
+    assert type(trainer.optimizer).__name__ == "SGDWithGlobalGradClip"
+    a, b = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(4))
+    optimizer = with_global_grad_clip(torch.optim.SGD([{"params": [a]}, {"params": [b]}], lr=1.0), 20.0)
+    a.grad, b.grad = torch.tensor([30.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 0.0, 40.0])  # global norm 50
+    optimizer.step()
+    # one norm over both groups: both scaled by 20 / 50 (per parameter: 30 → 20, 40 → 20)
+    torch.testing.assert_close(a.detach(), torch.tensor([-12.0, 0.0, 0.0]))
+    torch.testing.assert_close(b.detach(), torch.tensor([0.0, 0.0, 0.0, -16.0]))
+    cfg = trainer.cfg.clone()
+    cfg.defrost()
+    cfg.SEARCH.GRAD_CLIP_NORM = 0.0
+    assert type(SearchTrainer.build_optimizer(cfg, trainer.model)) is torch.optim.SGD
+
+
+def test_checkpoint_of_the_former_trainer_restores_the_alpha_optimizer(trainer, tmp_path):
+    with EventStorage(0):
+        trainer.alpha_hook.before_step()
+    state = copy.deepcopy(trainer.state_dict())
+    alpha_state = state["hooks"].pop("AlphaUpdateHook")["optimizer"]
+    assert alpha_state["state"], "Adam moments"
+    state["_trainer"]["alpha_optimizer"] = alpha_state  # where the α step's trainer kept it
+    fresh = SearchTrainer(tiny_search_cfg(tmp_path))
+    assert not fresh.alpha_hook.optimizer.state_dict()["state"]
+    fresh.load_state_dict(state)
+    _assert_state_equal(fresh.alpha_hook.optimizer.state_dict(), alpha_state)
