@@ -41,6 +41,8 @@ class Trainer(DefaultTrainer):
 
     def __init__(self, cfg):
         if self.evaluates:
+            for name in cfg.DATASETS.TRAIN:  # a missing training set is named first
+                check_dataset_available(name)
             check_test_datasets(cfg)
         with _cpu_ddp():
             super().__init__(cfg)
