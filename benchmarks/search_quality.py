@@ -147,7 +147,7 @@ def collect(runs: List[Run], costs: Dict[str, dict]) -> Dict[str, dict]:
         if r.search is not None:
             with open(r.genotype) as f:
                 meta = json.load(f).get("meta", {})
-            results[r.name]["search_stable"] = meta.get("stable")
+            results[r.name]["search_end"] = meta.get("end")  # "stable" or "completed" (MAX_ITER)
             results[r.name]["search_iterations"] = meta.get("iteration")
     return results
 
