@@ -1,5 +1,5 @@
 """``DefaultTrainer`` with the COCO evaluator, early dataset checks, checkpoints that carry
-the genotype, and DDP for CPU models too."""
+the genotype, and DDP and mixed precision for CPU models too."""
 import contextlib
 import os
 
@@ -9,6 +9,7 @@ from detectron2.engine import DefaultTrainer
 
 from ..data import check_dataset_available, check_images_exist
 from ..evaluation import MaskScoringCOCOEvaluator
+from .amp import AMPTrainer, amp_precision
 from .checkpoint import FADCheckpointer, genotype_record
 
 
@@ -34,8 +35,8 @@ class Trainer(DefaultTrainer):
     """Detectron2's trainer, evaluating with ``COCOEvaluator(use_fast_impl=False)`` (pycocotools,
     so no compiled Detectron2 op is needed; its subclass ranks ``segm`` by ``mask_scores`` when a
     model gives them), checking that every dataset and every training and test image exists
-    first, and saving/loading checkpoints with :class:`FADCheckpointer`; with several processes
-    it also trains a CPU model (gloo)."""
+    first, and saving/loading checkpoints with :class:`FADCheckpointer`.  A CPU model trains with
+    several processes (gloo) and with ``SOLVER.AMP.ENABLED`` (bfloat16 autocast) too."""
 
     evaluates = True  # False: DATASETS.TEST is never read (then it is not checked)
 
@@ -44,7 +45,7 @@ class Trainer(DefaultTrainer):
             for name in cfg.DATASETS.TRAIN:  # a missing training set is named first
                 check_dataset_available(name)
             check_test_datasets(cfg)
-        with _cpu_ddp():
+        with _any_device(cfg):
             super().__init__(cfg)
 
     @classmethod
@@ -70,19 +71,27 @@ class Trainer(DefaultTrainer):
 
 
 @contextlib.contextmanager
-def _cpu_ddp():
-    """Within the context, ``DefaultTrainer.__init__``'s ``create_ddp_model(model, ...)`` wraps a
-    CPU model too: Detectron2 passes ``device_ids=[local rank]`` (a GPU index), which
-    ``DistributedDataParallel`` refuses for a CPU module; a CPU model gets ``device_ids=None``."""
-    create_ddp_model = d2_defaults.create_ddp_model
+def _any_device(cfg):
+    """Within the context, ``DefaultTrainer.__init__`` builds for a CPU model too.  It calls two
+    names of ``detectron2.engine.defaults`` that assume CUDA, replaced here: ``create_ddp_model``,
+    which passes ``device_ids=[local rank]`` (a GPU index, which ``DistributedDataParallel``
+    refuses for a CPU module; a CPU model gets ``None``), and ``AMPTrainer``, which asserts
+    CUDA (:class:`fad_d2.engine.amp.AMPTrainer` runs on the model's device, at
+    ``amp_precision(cfg, device)``)."""
+    create_ddp_model, d2_amp_trainer = d2_defaults.create_ddp_model, d2_defaults.AMPTrainer
 
     def create(model, **kwargs):
         if not next(model.parameters()).is_cuda:
             kwargs.setdefault("device_ids", None)
         return create_ddp_model(model, **kwargs)
 
-    d2_defaults.create_ddp_model = create
+    def amp_trainer(model, data_loader, optimizer):
+        device_type = next(model.parameters()).device.type
+        return AMPTrainer(model, data_loader, optimizer, device_type=device_type,
+                          precision=amp_precision(cfg, device_type))
+
+    d2_defaults.create_ddp_model, d2_defaults.AMPTrainer = create, amp_trainer
     try:
         yield
     finally:
-        d2_defaults.create_ddp_model = create_ddp_model
+        d2_defaults.create_ddp_model, d2_defaults.AMPTrainer = create_ddp_model, d2_amp_trainer

@@ -1,11 +1,12 @@
 """FCOS configurable from YAML (``META_ARCHITECTURE: "FCOS"``) with a registry of heads.
 
 Detectron2 ships ``detectron2.modeling.meta_arch.fcos.FCOS`` for its Python (lazy) configs only.
-The classes here add ``from_config`` and nothing else: modules, losses and inference are
-Detectron2's own, which ``tests/modeling/test_parity.py`` checks.
+The classes here add ``from_config`` (and float32 losses under mixed precision): modules,
+losses and inference are Detectron2's own, which ``tests/modeling/test_parity.py`` checks.
 """
 from typing import List
 
+import torch
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
@@ -56,6 +57,15 @@ class FCOS(d2_fcos.FCOS):
     @configurable
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+
+    def forward_training(self, images, features, predictions, gt_instances):
+        """Detectron2's, with the losses computed in float32 outside autocast: under mixed
+        precision the head predicts in half precision, and Detectron2's GIoU box loss (fvcore's)
+        cannot write its float32 values into a tensor of the predictions' dtype.  Without
+        autocast the predictions are float32 already and nothing changes."""
+        with torch.autocast(images.tensor.device.type, enabled=False):
+            predictions = [[p.float() for p in per_level] for per_level in predictions]
+            return super().forward_training(images, features, predictions, gt_instances)
 
     @classmethod
     def from_config(cls, cfg):

@@ -6,7 +6,9 @@ step on the architecture parameters α only::
     α ← α − Adam(∇_α L_val(w, α))        (w held fixed: the first-order approximation)
 
 where L_val is the detector's training loss on the α-half batch (plus the optional cost term,
-``cost_penalty.py``).  The w step that follows is the trainer's own ``run_step``.
+``cost_penalty.py``).  The w step that follows is the trainer's own ``run_step``.  With mixed
+precision the α step's forward runs under autocast and its loss is scaled by its own
+``GradScaler`` (not the w step's: the two steps' gradients overflow independently).
 """
 import contextlib
 import time
@@ -16,6 +18,8 @@ from detectron2.engine import HookBase
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 from torch.nn.parallel import DistributedDataParallel
+
+from ..engine.amp import build_grad_scaler
 
 
 class AlphaUpdateHook(HookBase):
@@ -27,16 +31,22 @@ class AlphaUpdateHook(HookBase):
             the α of every search group (each Tensor[E, K]: E edges, K choices).
         cost_penalty: ``None`` (the paper), or a callable returning ``{"loss_cost": Tensor[]}``
             that the α step adds to its losses (``cost_penalty.py``, ``SEARCH.COST``).
+        precision: ``None`` (float32), or the autocast dtype of mixed precision
+            (``fad_d2.engine.amp.amp_precision``); float16 losses are scaled by ``grad_scaler``.
 
     Logs ``alpha_total_loss``, ``alpha_loss_*``, ``alpha_lr`` and ``alpha_data_time``; its
-    ``state_dict`` (the α optimizer's state) goes into the trainer's checkpoints.
+    ``state_dict`` (the α optimizer's and the α GradScaler's states) goes into the trainer's
+    checkpoints.
     """
 
-    def __init__(self, data_loader, optimizer, cost_penalty=None):
+    def __init__(self, data_loader, optimizer, cost_penalty=None, precision=None):
         self.data_loader = data_loader
         self.optimizer = optimizer
         self.cost_penalty = cost_penalty
+        self.precision = precision
         self.alphas = [p for group in optimizer.param_groups for p in group["params"]]
+        self.device_type = self.alphas[0].device.type
+        self.grad_scaler = build_grad_scaler(self.device_type, precision or torch.float32)  # float16 only
         self._data_iter = None
 
     def before_step(self):
@@ -66,24 +76,28 @@ class AlphaUpdateHook(HookBase):
         distributed = isinstance(model, DistributedDataParallel)
         with model.no_sync() if distributed else contextlib.nullcontext(), \
                 requires_grad_only(model, self.alphas):
-            loss_dict = model(data)
+            with torch.autocast(self.device_type, dtype=self.precision, enabled=self.precision is not None):
+                loss_dict = model(data)
             if self.cost_penalty is not None:  # the budget term (the same on every worker)
                 loss_dict.update(self.cost_penalty())
             losses = sum(loss_dict.values())
             self.optimizer.zero_grad()
-            losses.backward(inputs=self.alphas)
-        if distributed:
+            self.grad_scaler.scale(losses).backward(inputs=self.alphas)
+        if distributed:  # (scaled) gradients: an overflow on one worker reaches all of them
             for a in self.alphas:
                 torch.distributed.all_reduce(a.grad)
                 a.grad.div_(comm.get_world_size())
-        self.optimizer.step()
+        self.grad_scaler.step(self.optimizer)  # unscales; skips a step whose gradients overflowed
+        self.grad_scaler.update()
         return {k: v.detach() for k, v in loss_dict.items()}
 
     def state_dict(self):
-        return {"optimizer": self.optimizer.state_dict()}
+        return {"optimizer": self.optimizer.state_dict(), "grad_scaler": self.grad_scaler.state_dict()}
 
     def load_state_dict(self, state_dict):
         self.optimizer.load_state_dict(state_dict["optimizer"])
+        if state_dict.get("grad_scaler"):  # {}: saved without float16 scaling (an enabled scaler refuses it)
+            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
 
 
 @contextlib.contextmanager

@@ -3,15 +3,17 @@
 Each iteration is one α step on a batch of the α-half (:class:`AlphaUpdateHook`, in
 ``before_step``) and then ``DefaultTrainer``'s own w step on a batch of the w-half: the
 ``SOLVER`` optimizer over every weight but α, with the global L2 norm of w's gradient clipped to
-``SEARCH.GRAD_CLIP_NORM`` (20 in the paper) first.
+``SEARCH.GRAD_CLIP_NORM`` (20 in the paper) first.  With ``SOLVER.AMP.ENABLED`` both steps run
+under autocast, each with its own ``GradScaler`` (``fad_d2.engine.amp``), and w is clipped
+after unscaling.
 
 It differs from ``DefaultTrainer`` only in what it builds (the supernet, a w optimizer without
 α, a train loader of the w-half) and in its hooks (the α step; no evaluation; derivation,
 :class:`DeriveArchitectureHook`; the cost report); its ``train`` ends early when the derive hook
 asks (stable architecture) and does nothing once the search has ended.  Checkpoints
-(:class:`FADCheckpointer`) carry w, α, both optimizers, the LR scheduler, the iteration, the
-split, the derivation history with the search's end state, and the genotype record (a
-supernet's: none).
+(:class:`FADCheckpointer`) carry w, α, both optimizers (and both GradScalers), the LR
+scheduler, the iteration, the split, the derivation history with the search's end state, and
+the genotype record (a supernet's: none).
 """
 import logging
 import os
@@ -22,6 +24,7 @@ from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import hooks
 from detectron2.utils import comm
 
+from ..engine.amp import amp_precision
 from ..engine.checkpoint import read_checkpoint
 from ..engine.trainer import Trainer, training_dataset_dicts
 from ..space import CellGroup
@@ -137,8 +140,9 @@ class SearchTrainer(Trainer):
         self.groups = search_groups(self.model)
         self.cost_penalty = cost_penalty_from_config(cfg, self.groups)  # None unless SEARCH.COST.WEIGHT > 0
         self.split, alpha_loader = self.build_alpha_loader(cfg)
+        precision = amp_precision(cfg, self.groups[0].alpha.device.type) if cfg.SOLVER.AMP.ENABLED else None
         self.alpha_hook = AlphaUpdateHook(alpha_loader, build_alpha_optimizer(cfg, [g.alpha for g in self.groups]),
-                                          cost_penalty=self.cost_penalty)
+                                          cost_penalty=self.cost_penalty, precision=precision)
         self.derive_hook = DeriveArchitectureHook(self.groups, cfg.SEARCH.DERIVE_PERIOD, cfg.SEARCH.STOP_WHEN_STABLE,
                                                   cfg.OUTPUT_DIR)
         ret = [h for h in super().build_hooks() if not isinstance(h, hooks.EvalHook)]

@@ -1,10 +1,12 @@
 """The optimised RepShare block (``fused=True``) computes what the straightforward one computes:
-outputs and gradients (input, α-weights, every parameter) for every RepShare space."""
+outputs and gradients (input, α-weights, every parameter) for every RepShare space; under
+bfloat16 autocast, what the unshared op computes too."""
 import pytest
 import torch
 
-from fad_d2.space import SEARCH_SPACES, RepShareMixedOp, build_mixed_op
+from fad_d2.space import SEARCH_SPACES, RepShareMixedOp, UnsharedMixedOp, build_mixed_op
 from fad_d2.space.mixed_op import FusedSeparableLayer, _SeparableConvFunction, _WeightedSumFunction
+from fad_d2.space.transformations import TRANSFORMATIONS
 from space_helpers import perturb_
 
 C = 32
@@ -140,3 +142,54 @@ def test_tracing_sees_plain_convs():
     flops = [FlopCountAnalysis(op, inputs).unsupported_ops_warnings(False).total()
              for op in (reference, optimised)]
     assert flops[0] == flops[1] > 0
+
+
+def _shared_name(unshared_name):
+    """The RepShare parameter that the unshared op's parameter copies (``load_transformations_from``):
+    ``transformations.<op>.stem.…`` → ``streams.<stream>.stem.…``; the dilated layer and H →
+    ``streams.<stream>.dilated|decouple.<op>.…``."""
+    _, op, part, rest = unshared_name.split(".", 3)
+    stream = TRANSFORMATIONS[op].stream
+    return f"streams.{stream}.{part}.{rest}" if part == "stem" else f"streams.{stream}.{part}.{op}.{rest}"
+
+
+@pytest.mark.parametrize("name", ["full", "no_dil3"])
+def test_autocast_bfloat16_fused_repshare_matches_unshared(name):
+    """Under (CPU) autocast the optimised RepShare op and the unshared op with the same weights
+    agree to bfloat16 precision: output, input and α gradients, and every shared parameter's
+    gradient = the sum of its copies' gradients in the unshared op."""
+    space = SEARCH_SPACES[name]
+    torch.manual_seed(0)
+    fused = perturb_(RepShareMixedOp(space, C))
+    unshared = UnsharedMixedOp(space, C).load_transformations_from(fused)
+    x, alpha, grad = random_case(space, (2, C, 8, 9), torch.float32)
+
+    def run(op, autocast=True):
+        x_ = x.clone().requires_grad_()
+        alpha_ = alpha.clone().requires_grad_()
+        op.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = op(x_, torch.softmax(alpha_, dim=0))
+        assert out.dtype == (torch.bfloat16 if autocast else torch.float32)
+        out.backward(grad)
+        return [out.float(), x_.grad, alpha_.grad], {n: p.grad.clone() for n, p in op.named_parameters()}
+
+    def close(expected, actual, scale):  # bfloat16 keeps 8 bits: 5% of the magnitude
+        assert actual.dtype == expected.dtype == torch.float32
+        assert (expected - actual).abs().max().item() <= 0.05 * scale + 1e-6
+
+    (f_out, f_grads), (u_out, u_grads) = run(fused), run(unshared)
+    for expected, actual in zip(u_out, f_out):
+        close(expected, actual, expected.abs().max().item())
+    summed = {}
+    for n, g in u_grads.items():
+        summed[_shared_name(n)] = summed.get(_shared_name(n), 0) + g
+    assert summed.keys() == f_grads.keys()
+    # float32 gradients tell the conv biases right before a GroupNorm (which removes them): their
+    # gradient is zero up to rounding, in bfloat16 noise on the scale of the op's gradients
+    _, reference = run(fused, autocast=False)
+    largest = max(g.abs().max().item() for g in reference.values())
+    noise = [n for n, g in reference.items() if g.abs().max().item() < 1e-4 * largest]
+    assert noise and all(n.endswith("bias") for n in noise)
+    for n, g in f_grads.items():
+        close(summed[n], g, 0.2 * largest if n in noise else summed[n].abs().max().item())
