@@ -40,6 +40,7 @@ def _assert_same_outputs(ours, reference, batch):
 
 
 def test_yaml_fcos_equals_detectron2_lazy_fcos():
+    torch.manual_seed(0)  # untrained weights whose scores pass the threshold, whatever ran before
     cfg = cpu_cfg(config_path("FCOS/fcos_R_50_FPN_1x_coco.yaml"), "MODEL.FCOS.SCORE_THRESH_TEST", "0.05")
     ours = build_model(cfg)
     lazy = get_config("common/models/fcos.py").model
@@ -51,6 +52,7 @@ def test_yaml_fcos_equals_detectron2_lazy_fcos():
 
 @pytest.mark.parametrize("head_name", ["RetinaNetHead"])
 def test_selectable_head_retinanet_equals_detectron2_retinanet(head_name):
+    torch.manual_seed(0)
     cfg = cpu_cfg(config_path("RetinaNet/retinanet_R_50_FPN_1x_coco.yaml"),
                   "MODEL.RETINANET.HEAD_NAME", head_name)
     ours = build_model(cfg)
