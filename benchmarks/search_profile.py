@@ -17,8 +17,9 @@ the embedded dataset, random weights, the default threads), driven by their publ
 * **passes**: every forward of the model starts one; a pass in which a weight's gradient is
   accumulated is the w step (the plain iteration's only pass), one in which only α's is, the
   α step (post-accumulate-grad hooks mark them in the profile);
-* "outside forward and backward": the rest of the iteration (loading the batches, optimizer
-  steps, gradient clipping, the trainers' hooks).
+* outside the passes: loading the batches and the optimizers' ``step`` / ``zero_grad`` (ranges
+  ``torch.profiler`` records itself), and the rest of the iteration (gradient clipping, the
+  trainers' hooks and logging, the profiler's own work).
 
 The profiler adds a few microseconds per op (the supernet runs ~10⁴ ops a pass).
 
@@ -56,6 +57,12 @@ PARTS = {"backbone": "backbone (ResNet bottom-up)", "fpn": "FPN (lateral, output
 PREFIX = "fad_profile::"
 MODEL_RANGE = PREFIX + "model"
 GRAD_MARKS = {"alpha": PREFIX + "alpha grad", "weight": PREFIX + "weight grad"}
+OUTSIDE = {"data": ("enumerate(DataLoader)",), "optimizer": ("Optimizer.step#", "Optimizer.zero_grad#")}
+"""The iteration's time outside the forward and backward passes that ``torch.profiler`` labels
+itself: the data loaders' ``__next__`` and the optimizers' ``step`` / ``zero_grad``."""
+OUTSIDE_LABELS = {"data": "loading the batches (data loader `__next__`)",
+                  "optimizer": "optimizer steps and `zero_grad` (w: SGD, α: Adam)",
+                  "rest": "the rest (gradient clipping, hooks, logging, profiler)"}
 COLUMNS = {"plain": ("w",), "search": ("alpha", "w")}
 STEP_LABELS = {"alpha": "α step", "w": "w step"}
 
@@ -111,12 +118,12 @@ class ProfileIteration(HookBase):
                 return forward_training(*args, **kwargs)
 
         model.forward_training = losses  # an instance attribute, shadowing the method
-        alphas = {id(group.alpha) for group in search_groups(model)}
-        for p in model.parameters():
-            if p.requires_grad:
-                mark = GRAD_MARKS["alpha" if id(p) in alphas else "weight"]
+        marked = {"alpha": [group.alpha for group in search_groups(model)],
+                  "weight": [model.head.cls_score.weight]}  # the predictor: trained in every config
+        for kind, params in marked.items():
+            for p in params:
                 self.handles.append(p.register_post_accumulate_grad_hook(
-                    lambda _, mark=mark: _mark(mark)))
+                    lambda _, mark=GRAD_MARKS[kind]: _mark(mark)))
         self.profiler: Optional[profile] = None
         self.wall_s = None
 
@@ -190,12 +197,28 @@ def attribute(events, wall_s: float) -> dict:
         if e.name.startswith("autograd::engine::evaluate_function"):
             key = (step_at(e.time_range.start), "backward", created.get(e.sequence_nr, "other"))
             seconds[key] += (e.time_range.end - e.time_range.start) / 1e6
-    return {"steps": steps, "wall_s": wall_s, "outside_s": wall_s - sum(seconds.values()),
+    outside = {kind: sum(e.time_range.end - e.time_range.start for e in _outermost(events, prefixes)) / 1e6
+               for kind, prefixes in OUTSIDE.items()}
+    outside["rest"] = wall_s - sum(seconds.values()) - sum(outside.values())
+    return {"steps": steps, "wall_s": wall_s, "outside_s": outside,
             "seconds": {f"{s}/{d}/{p}": v for (s, d, p), v in seconds.items()}}
 
 
+def _outermost(events, prefixes: Sequence[str]) -> list:
+    """The events whose name starts with one of ``prefixes`` and that no other such event holds."""
+    chosen = sorted((e for e in events if e.name.startswith(tuple(prefixes))),
+                    key=lambda e: (e.time_range.start, -e.time_range.end))
+    outermost, end = [], float("-inf")
+    for e in chosen:
+        if e.time_range.start >= end:
+            outermost.append(e)
+            end = e.time_range.end
+    return outermost
+
+
 def profile_trainer(variant: str, cfg, warmup: int) -> dict:
-    """Run ``warmup`` iterations of the trainer of ``variant``, then profile one."""
+    """Run ``warmup`` iterations of the trainer of ``variant``, then profile one (not the last,
+    which ends in writing the final checkpoint)."""
     holder = {}
 
     def hooks(trainer):
@@ -218,7 +241,7 @@ def profile_iterations(search_config: str = SEARCH_CONFIG, plain_config: str = P
         output_dir = tempfile.mkdtemp(prefix=f"fad_profile_{variant}_")
         try:
             cfg = trainer_config(config, output_dir=output_dir, batch=batch, short_side=short_side,
-                                 max_size=max_size, max_iter=warmup + 1, num_classes=num_classes,
+                                 max_size=max_size, max_iter=warmup + 2, num_classes=num_classes,
                                  device=device, workers=workers, extra_opts=extra_opts)
             variants[variant] = profile_trainer(variant, cfg, warmup)
         finally:
@@ -251,9 +274,10 @@ def format_profile(result: dict) -> str:
     for part, label in PARTS.items():
         rows.append([label, *(ms(get(*c, part)) for c in columns), ms(total("plain", part)),
                      ms(total("search", part)), versus(total("search", part), total("plain", part))])
-    outside = {name: v[name]["outside_s"] for name in v}
-    rows.append(["outside forward and backward (data, optimizers, hooks)", *([""] * len(columns)),
-                 ms(outside["plain"]), ms(outside["search"]), versus(outside["search"], outside["plain"])])
+    for kind, label in OUTSIDE_LABELS.items():
+        plain, search = (v[name]["outside_s"][kind] for name in ("plain", "search"))
+        rows.append([f"outside the passes: {label}", *([""] * len(columns)), ms(plain), ms(search),
+                     versus(search, plain)])
     walls = {name: v[name]["wall_s"] for name in v}
     rows.append(["**iteration (wall)**", *([""] * len(columns)), f"**{ms(walls['plain'])}**",
                  f"**{ms(walls['search'])}**", f"**{versus(walls['search'], walls['plain'])}**"])

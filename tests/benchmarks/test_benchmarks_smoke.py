@@ -135,11 +135,14 @@ def test_search_profile():
     for name, r in v.items():
         parts = {key.split("/")[2] for key in r["seconds"]}
         assert parts >= {"backbone", "fpn", "head_box", "head_cls", "head_rest", "losses"}, name
-        assert 0 < sum(r["seconds"].values()) < r["wall_s"] and r["outside_s"] > 0
+        assert 0 < sum(r["seconds"].values()) < r["wall_s"]
+        assert set(r["outside_s"]) == set(search_profile.OUTSIDE_LABELS)
+        assert r["outside_s"]["data"] > 0 and r["outside_s"]["optimizer"] > 0
     assert v["search"]["seconds"]["alpha/backward/head_box"] > 0
     assert "alpha/backward/backbone" not in v["search"]["seconds"]  # the α step's backward stops at the head
     table = search_profile.format_profile(result)
-    assert table.count("\n") == 2 + 2 + len(search_profile.PARTS) + 1  # title, blank, header, rule, rows
+    rows = len(search_profile.PARTS) + len(search_profile.OUTSIDE_LABELS) + 1
+    assert table.count("\n") == 2 + 2 + rows  # title, blank, header, rule, rows
 
 
 def test_run_all_rejects_unknown_sections():
