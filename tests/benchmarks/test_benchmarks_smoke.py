@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from benchmarks import derived_head, mixed_op, report, run_all, search_profile, search_step, search_wallclock
+from benchmarks import (derived_head, mixed_op, report, run_all, search_head, search_profile, search_step,
+                        search_wallclock)
 from benchmarks.common import Settings, image_size, level_sizes, peak_memory_bytes, saved_activation_bytes
 
 TINY = Settings(device="cpu", threads=1, warmup=0, repeats=1)
@@ -109,6 +110,15 @@ def test_report(block_result, step_result, head_result):
     for heading in ("## Targets", "## Transformation block", "## Scaling", "## Search step", "## Derived"):
         assert heading in text
     assert "CPU, 2 cores" in text and "today" in text
+
+
+def test_search_head():
+    result = search_head.compare_heads([1], repeats=1, config_file=DEMO_SEARCH, batch=1, short_side=128,
+                                       extra_opts=["MODEL.FAD.SEARCH_SPACE", "subset1"])
+    times = result["threads"]["1"]
+    assert set(times) == set(search_head.VARIANTS) and all(set(t) == TIME_KEYS for t in times.values())
+    assert set(search_head.summary(result)) == {"channels_last_vs_nchw_1t", "search_vs_stock_1t"}
+    assert search_head.format_comparison(result).count("\n") == 2 + 2 + len(search_head.VARIANTS) - 1
 
 
 @pytest.fixture(scope="module")

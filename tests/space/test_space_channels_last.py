@@ -1,44 +1,37 @@
 """On the CPU the cell groups and the FAD module compute in the channels-last layout
 (``cell_layout``): their outputs and the gradients of the input, every weight and α equal those of
-the same cells run in the NCHW layout (the path before the layout change)."""
+the NCHW path (``input_layout()``, what they computed before)."""
 import pytest
 import torch
 
 from fad_d2.modeling.fad_module import FADModule
 from fad_d2.space import CellGroup, get_search_space, sample_random_genotype
-from fad_d2.space.cell import cell_layout
+from fad_d2.space.cell import cell_layout, input_layout
 from fad_d2.space.mixed_op import _phases
 from space_helpers import perturb_
 
 C = 32
 
 
-def nchw_group(group):
-    """What ``group`` computed before the layout change: its cells, on the input's layout."""
-    def forward(x):
-        for cell in group.cells:
-            x = cell(x, group.alpha) if group.is_search else cell(x)
-        return x
-    return forward
-
-
-def nchw_module(module):
-    """The sequential FAD module (paper §3.1) with NCHW groups."""
-    def forward(x):
-        h1 = nchw_group(module.box)(x)
-        return h1, nchw_group(module.cls)(h1 + x)
-    return forward
-
-
-def gradients(fn, module, x, seed=1):
-    """Outputs of ``fn(x)`` and the gradients of x and of every parameter of ``module`` (α
-    included) for random output gradients, as one list."""
+def gradients(module, x, seed=1):
+    """Outputs of ``module(x)`` and the gradients of x and of every parameter (α included) for
+    random output gradients, as one list."""
     x = x.clone().requires_grad_()
-    outs = fn(x)
+    outs = module(x)
     outs = list(outs) if isinstance(outs, tuple) else [outs]
     g = torch.Generator().manual_seed(seed)
     grads = [torch.randn(o.shape, generator=g, dtype=o.dtype) for o in outs]
     return [*outs, *torch.autograd.grad(outs, [x, *module.parameters()], grads)]
+
+
+def nchw_and_channels_last(module, x):
+    """:func:`gradients` on the NCHW path, then on the channels-last one."""
+    with input_layout():
+        expected = gradients(module, x)
+    assert expected[0].is_contiguous()
+    actual = gradients(module, x)
+    assert actual[0].is_contiguous(memory_format=torch.channels_last)
+    return expected, actual
 
 
 def assert_same(expected, actual):
@@ -60,9 +53,7 @@ def test_search_group_equals_nchw(space, repshare):
     torch.manual_seed(0)
     group = perturb_(CellGroup(C, C, num_cells=2, space=space, repshare=repshare, name="box")).double()
     x = torch.randn(2, C, 11, 13, dtype=torch.float64)
-    actual = gradients(group, group, x)
-    assert actual[0].is_contiguous(memory_format=torch.channels_last)
-    assert_same(gradients(nchw_group(group), group, x), actual)
+    assert_same(*nchw_and_channels_last(group, x))
 
 
 @pytest.mark.parametrize("space,repshare", SEARCH_GROUPS)
@@ -72,7 +63,7 @@ def test_search_group_equals_nchw_float32(space, repshare):
     torch.manual_seed(0)
     group = CellGroup(64, 64, num_cells=1, space=space, repshare=repshare, name="box")
     x = torch.randn(2, 64, 11, 13)
-    assert_same(gradients(nchw_group(group), group, x), gradients(group, group, x))
+    assert_same(*nchw_and_channels_last(group, x))
 
 
 def test_derived_group_equals_nchw():
@@ -80,7 +71,7 @@ def test_derived_group_equals_nchw():
     genotype = sample_random_genotype("full", seed=3).group("box")
     group = perturb_(CellGroup(C, C, num_cells=2, space="full", genotype=genotype)).double()
     x = torch.randn(2, C, 9, 10, dtype=torch.float64)
-    assert_same(gradients(nchw_group(group), group, x), gradients(group, group, x))
+    assert_same(*nchw_and_channels_last(group, x))
 
 
 def test_fad_module_equals_nchw():
@@ -88,15 +79,17 @@ def test_fad_module_equals_nchw():
     module = perturb_(FADModule(channels=C, inner_channels=[C, C], num_cells=[1, 1],
                                 space=get_search_space("full"))).double()
     x = torch.randn(2, C, 7, 12, dtype=torch.float64)
-    assert_same(gradients(nchw_module(module), module, x), gradients(module, module, x))
+    assert_same(*nchw_and_channels_last(module, x))
 
 
-def test_layout_only_on_the_cpu_and_not_under_tracing():
+def test_layout_not_under_tracing_nor_in_input_layout():
     x = torch.randn(1, 4, 3, 5)
     assert cell_layout(x).is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(cell_layout(x), x)
-    traced = torch.jit.trace(cell_layout, (x,))
-    assert traced(x).is_contiguous()
+    assert torch.jit.trace(cell_layout, (x,))(x).is_contiguous()
+    with input_layout():
+        assert cell_layout(x) is x
+    assert cell_layout(x) is not x
 
 
 @pytest.mark.parametrize("dilation", [2, 3])
