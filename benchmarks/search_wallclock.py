@@ -9,7 +9,8 @@ clock at the default thread count, through the real trainers and their data load
 
 Both on the embedded dataset (``fad_synth_train``; the search splits it into a w-half and an
 α-half), batch 4 at short side 416 / long ≤ 693, 20 classes (the search config's), random
-weights (``MODEL.WEIGHTS ""``), the configs' data loader workers, on the threads torch starts
+weights (``MODEL.WEIGHTS ""``), every random generator seeded (the same batches, hence the same
+image sizes, in every run), the configs' data loader workers, on the threads torch starts
 with (the machine's cores) unless ``--threads`` says otherwise.  Each trainer is driven by its
 public API only: ``Trainer(cfg)``, ``resume_or_load(resume=False)``, ``train()`` with
 ``SOLVER.MAX_ITER`` = warm-up + timed + 1 iterations, and a hook (:class:`IterationTimer`)
@@ -31,6 +32,7 @@ import argparse
 import gc
 import logging
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -41,13 +43,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from detectron2.engine import HookBase
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 from fad_d2.engine.setup import load_cfg
 from fad_d2.engine.trainer import Trainer
 from fad_d2.search import SearchTrainer
 
-from .common import Settings, machine_info, markdown_table, ratio, release_memory, repo_path, write_json
+from .common import (Settings, cpu_seconds_elsewhere, machine_info, markdown_table, ratio, release_memory,
+                     repo_path, write_json)
 
 SEARCH_CONFIG = "configs/Search/search_fad_fcos_R_50_FPN_voc.yaml"
 PLAIN_CONFIG = "configs/FCOS/fcos_R_50_FPN_1x_coco.yaml"
@@ -60,21 +64,40 @@ SMOKE = {"search_config": "configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml",
          "max_size": 160, "warmup": 1, "iterations": 2, "workers": 0,
          "extra_opts": ("MODEL.FAD.SEARCH_SPACE", "subset1")}
 """The ``--smoke`` setting (the CI test's): the demo's R-18 models, tiny images, few iterations."""
+SEED = 0
+BUSY = 0.05
+"""Share of the CPUs other processes may take during a timed iteration before the table says so."""
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 class IterationTimer(HookBase):
-    """Reads ``time.perf_counter()`` in every ``before_step``; :meth:`times` are the differences
-    between consecutive ones, the wall time of every iteration but the last."""
+    """Reads ``time.perf_counter()``, this process's resource usage (``getrusage``) and the CPU
+    time other processes used (:func:`~benchmarks.common.cpu_seconds_elsewhere`) in every
+    ``before_step``.  Per iteration but the last: :meth:`times` (wall), :meth:`usage` (user and
+    system CPU seconds of this process, all threads, and its minor page faults), :meth:`busy`
+    (the share of the machine's CPUs that other processes took; None without ``/proc``)."""
 
     def __init__(self):
         self.starts: List[float] = []
+        self.rusage: List[resource.struct_rusage] = []
+        self.elsewhere: List[Optional[float]] = []
 
     def before_step(self):
         self.starts.append(time.perf_counter())
+        self.rusage.append(resource.getrusage(resource.RUSAGE_SELF))
+        self.elsewhere.append(cpu_seconds_elsewhere())
 
     def times(self) -> List[float]:
         return [b - a for a, b in zip(self.starts, self.starts[1:])]
+
+    def usage(self) -> List[Dict[str, float]]:
+        return [{"user_s": b.ru_utime - a.ru_utime, "system_s": b.ru_stime - a.ru_stime,
+                 "page_faults": b.ru_minflt - a.ru_minflt} for a, b in zip(self.rusage, self.rusage[1:])]
+
+    def busy(self) -> List[Optional[float]]:
+        cores = os.cpu_count() or 1
+        return [None if a is None or b is None else (b - a) / (t * cores)
+                for a, b, t in zip(self.elsewhere, self.elsewhere[1:], self.times())]
 
 
 def trainer_config(config_file: str, *, output_dir: str, batch: int, short_side: int, max_size: int,
@@ -93,8 +116,11 @@ def trainer_config(config_file: str, *, output_dir: str, batch: int, short_side:
 
 
 def run_trainer(variant: str, cfg, make_hooks: Callable[[object], List[HookBase]]) -> None:
-    """Build the trainer of ``variant`` (``"plain"`` or ``"search"``) for ``cfg``, register the
-    hooks ``make_hooks(trainer)`` returns (after the trainer's own), train, and free it."""
+    """Build the trainer of ``variant`` (``"plain"`` or ``"search"``) for ``cfg`` with every random
+    generator seeded by :data:`SEED` (the weights; the samplers' shuffles, hence the images and
+    the sizes of the batches, the same in every run), register the hooks ``make_hooks(trainer)``
+    returns (after the trainer's own), train, and free it."""
+    seed_all_rng(SEED)
     setup_logger()  # once (it is cached): the trainers then leave the level set here alone
     for name in ("detectron2", "fad_d2"):  # the trainers' logging: warnings only
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -113,7 +139,8 @@ def time_trainer(variant: str, cfg, warmup: int) -> Dict[str, List[float]]:
     timer = IterationTimer()
     run_trainer(variant, cfg, lambda trainer: [timer])
     times = timer.times()
-    return {"warmup_s": times[:warmup], "times_s": times[warmup:]}
+    return {"warmup_s": times[:warmup], "times_s": times[warmup:], "busy": timer.busy()[warmup:],
+            "usage": timer.usage()[warmup:]}
 
 
 def compare_trainers(search_config: str = SEARCH_CONFIG, plain_config: str = PLAIN_CONFIG, *,
@@ -140,10 +167,14 @@ def compare_trainers(search_config: str = SEARCH_CONFIG, plain_config: str = PLA
     variants = {}
     for variant, rs in runs.items():
         times = [t for r in rs for t in r["times_s"]]
+        busy = [b for r in rs for b in r["busy"] if b is not None]
+        usage = [u for r in rs for u in r["usage"]]
         variants[variant] = {"median_s": statistics.median(times), "times_s": times,
-                             "warmup_s": [t for r in rs for t in r["warmup_s"]]}
+                             "warmup_s": [t for r in rs for t in r["warmup_s"]],
+                             "busy_max": max(busy) if busy else None, "usage": usage,
+                             **{f"median_{k}": statistics.median(u[k] for u in usage) for k in usage[0]}}
     setting = {"batch": batch, "image": [short_side, max_size], "classes": num_classes,
-               "dataset": DATASET, "search_config": search_config, "plain_config": plain_config,
+               "dataset": DATASET, "seed": SEED, "search_config": search_config, "plain_config": plain_config,
                "threads": torch.get_num_threads(), "workers": workers_used, "warmup": warmup,
                "iterations": iterations, "rounds": rounds, "clock": "wall time (time.perf_counter)"}
     return {"setting": setting, "variants": variants}
@@ -160,14 +191,21 @@ def format_comparison(result: dict) -> str:
     s, v = result["setting"], result["variants"]
     plain_s = v["plain"]["median_s"]
     rows = [[LABELS[name], f"{r['median_s']:.2f}", ratio(r["median_s"], plain_s),
+             f"{r['median_user_s']:.1f}", f"{r['median_system_s']:.2f}", f"{r['median_page_faults'] / 1e3:.0f}k",
              ", ".join(f"{t:.2f}" for t in r["times_s"])] for name, r in v.items()]
     workers = ", ".join(f"{name} {n}" for name, n in s["workers"].items())
     title = (f"Wall clock per iteration through the trainers, {s['threads']} thread(s), data loader "
              f"workers {workers}: batch {s['batch']} at short side {s['image'][0]} (long ≤ "
              f"{s['image'][1]}) of `{s['dataset']}`, {s['classes']} classes, random weights; "
              f"`{s['search_config']}` against `{s['plain_config']}`; {s['warmup']} warm-up + "
-             f"{s['iterations']} timed iterations per trainer, {s['rounds']} round(s), medians:")
-    table = markdown_table(["iteration", "median (s)", "vs plain", "timed iterations (s)"], rows)
+             f"{s['iterations']} timed iterations per trainer, {s['rounds']} round(s), medians (CPU: "
+             "this process's threads; page faults: minor ones, per iteration):")
+    table = markdown_table(["iteration", "median (s)", "vs plain", "user CPU (s)", "system CPU (s)",
+                            "page faults", "timed iterations (s)"], rows)
+    busy = [r["busy_max"] for r in v.values() if r.get("busy_max") is not None]
+    if busy and max(busy) > BUSY:
+        table += (f"\n\n**Not an idle machine**: other processes took up to {100 * max(busy):.0f}% of "
+                  "the CPUs during a timed iteration; these times are not what users meet.")
     return f"{title}\n\n{table}"
 
 
