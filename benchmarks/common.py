@@ -22,7 +22,7 @@ import json
 import math
 import os
 import platform
-from typing import Callable, Iterable, List, Sequence, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import detectron2
 import torch
@@ -108,6 +108,35 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def cpu_seconds_elsewhere() -> Optional[float]:
+    """CPU seconds (user + system) all processes but this one and its descendants (the data
+    loader workers) have used since boot, from ``/proc`` (None without it): the difference
+    between two calls is the work that shared the machine with a measurement meanwhile."""
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, _idle, _iowait, irq, softirq = map(int, f.readline().split()[1:8])
+        processes = {}  # pid → (parent pid, CPU ticks of itself and of its reaped children)
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:  # gone meanwhile
+                    continue
+                processes[int(entry)] = (int(fields[1]), sum(map(int, fields[11:15])))
+    except OSError:
+        return None
+    mine, grew = {os.getpid()}, True
+    while grew:
+        grew = False
+        for pid, (parent, _) in processes.items():
+            if parent in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    own = sum(ticks for pid, (_, ticks) in processes.items() if pid in mine)
+    return (user + nice + system + irq + softirq - own) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_info(settings: Settings) -> dict:

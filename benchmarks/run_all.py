@@ -1,13 +1,16 @@
 """Run the benchmarks and write ``benchmarks/results/<section>.json`` and
 ``benchmarks/results/README_table.md`` (``make bench``)::
 
-    python -m benchmarks.run_all                      # everything, 1 CPU thread (≤ 10 min, 2 cores)
+    python -m benchmarks.run_all                      # everything (~12 min on 2 cores)
     python -m benchmarks.run_all --only mixed_op,scaling --threads 2
     python -m benchmarks.run_all --device cuda --repeats 20 --step-repeats 5
 
-Sections: ``mixed_op`` (RepShare vs unshared block), ``scaling`` (the block over batch size
-and input size), ``search_step`` (α step + w step vs a plain FCOS iteration), ``derived_head``
-(FAD head vs stock head).  The Markdown file is rebuilt from every section's JSON in the output
+Sections: ``search_wallclock`` (a search iteration vs a plain one, wall clock through the
+trainers at the default thread count: the figure users meet), ``mixed_op`` (RepShare vs
+unshared block), ``scaling`` (the block over batch size and input size), ``search_step`` (α step
++ w step vs a plain FCOS iteration on one thread, CPU time), ``derived_head`` (FAD head vs stock
+head).  ``--threads`` applies to every section but ``search_wallclock``, which runs on torch's
+default thread count (``--wallclock-threads`` to change it).  The Markdown file is rebuilt from every section's JSON in the output
 folder, so a partial run keeps the other sections' last results.
 """
 import argparse
@@ -21,22 +24,27 @@ import warnings
 
 import torch
 
-from . import derived_head, mixed_op, report, search_step
+from . import derived_head, mixed_op, report, search_step, search_wallclock
+from torch.utils.benchmark.utils.common import set_torch_threads
+
 from .common import Settings, clock, machine_info, release_memory, resolve_device, write_json
 
-SECTIONS = ("mixed_op", "scaling", "search_step", "derived_head")
-RUN_ORDER = ("search_step", "mixed_op", "scaling", "derived_head")  # the biggest first, on a fresh heap
+SECTIONS = ("search_wallclock", "mixed_op", "scaling", "search_step", "derived_head")
+RUN_ORDER = ("search_wallclock", "search_step", "mixed_op", "scaling", "derived_head")  # the biggest first, on a fresh heap
+DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice (the cores), before --threads
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def plan(args, device: str) -> str:
     """How the sizes, repetitions and clock were chosen (shown under the machine line)."""
     clock_name = clock(Settings(device=device, threads=args.threads))[0]
-    return (f"Times are {clock_name} (see `benchmarks/README.md`). "
-            f"Medians of {args.repeats} measured calls after 2 warm-up calls for the block and "
+    return (f"Through the trainers: wall clock on {args.wallclock_threads} thread(s), medians of "
+            f"{args.wallclock_iterations} timed iterations after 2 warm-up iterations per trainer. "
+            f"Elsewhere times are {clock_name} (see `benchmarks/README.md`): "
+            f"medians of {args.repeats} measured calls after 2 warm-up calls for the block and "
             f"the head; scaling points: {args.sweep_repeats} measured call(s) after 1 warm-up, the "
             f"input-size sweep at batch 1; whole steps: {args.step_repeats} measured step(s) after "
-            "1 warm-up step per model. Reduced so that `make bench` fits in 10 minutes on a "
+            "1 warm-up step per model. Reduced so that `make bench` fits in about 12 minutes on a "
             "2-core CPU; ratios within one run are the headline, absolute times vary between "
             "machines. See `benchmarks/README.md` for what is measured and how.")
 
@@ -44,6 +52,10 @@ def plan(args, device: str) -> str:
 def run_section(name: str, args, device: str, previous: dict):
     """Run one section; returns ``(result, summary or None)``."""
     settings = Settings(device=device, threads=args.threads, warmup=2, repeats=args.repeats)
+    if name == "search_wallclock":
+        with set_torch_threads(args.wallclock_threads):
+            result = search_wallclock.compare_trainers(device=device, iterations=args.wallclock_iterations)
+        return result, search_wallclock.summary(result)
     if name == "mixed_op":
         result = mixed_op.compare_blocks(settings)
         return result, mixed_op.summary(result)
@@ -83,6 +95,10 @@ def main(argv=None):
                         help="measured calls per scaling point (default 1)")
     parser.add_argument("--step-repeats", type=int, default=1,
                         help="measured whole steps per model (default 1)")
+    parser.add_argument("--wallclock-iterations", type=int, default=5,
+                        help="timed iterations per trainer in search_wallclock (default 5, after 2 warm-up)")
+    parser.add_argument("--wallclock-threads", type=int, default=DEFAULT_THREADS,
+                        help=f"threads of search_wallclock (default {DEFAULT_THREADS}: torch's default here)")
     parser.add_argument("--out", default=RESULTS, help="output folder (default benchmarks/results)")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]

@@ -15,6 +15,7 @@ from typing import Optional, Sequence, Tuple
 from torch import Tensor, nn
 
 from ..space import Genotype, SearchSpace
+from ..space.cell import cell_layout
 from .heads import build_cell_groups, fad_head_spec
 
 GROUP_NAMES = fad_head_spec("FADHead").groups  # ("box", "cls")
@@ -50,7 +51,9 @@ class FADModule(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """``x``: Tensor[N, c, H, W] → (box feature, cls feature), each Tensor[N, c, H, W]."""
+        """``x``: Tensor[N, c, H, W] → (box feature, cls feature), each Tensor[N, c, H, W]
+        (channels-last on the CPU, where the groups compute in that layout: ``cell_layout``)."""
+        x = cell_layout(x)
         if self.layout == "parallel":
             return self.box(x), self.cls(x)
         first, second = (self.box, self.cls) if self.box_first else (self.cls, self.box)

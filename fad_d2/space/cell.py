@@ -10,10 +10,12 @@
 * Group: M cells in sequence sharing one architecture; in search mode it owns the α
   (Tensor[E, K], attribute ``alpha``) that its cells share.
 
-Shapes: cell and group inputs and outputs are Tensor[N, c, H, W].
+Shapes: cell and group inputs and outputs are Tensor[N, c, H, W].  On the CPU a group computes
+in the channels-last memory layout (:func:`cell_layout`); its output is channels-last there.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import List, Optional, Union
 
 import torch
@@ -25,7 +27,34 @@ from .mixed_op import build_mixed_op
 from .spaces import SearchSpace, get_search_space
 from .transformations import build_transformation, conv_norm_act, copy_module_weights
 
-__all__ = ["SearchEdge", "DerivedEdge", "SearchCell", "DerivedCell", "CellGroup"]
+__all__ = ["SearchEdge", "DerivedEdge", "SearchCell", "DerivedCell", "CellGroup", "cell_layout",
+           "input_layout"]
+
+_cpu_channels_last = True  # False inside ``input_layout()``
+
+
+def cell_layout(x: Tensor) -> Tensor:
+    """``x`` (Tensor[N, c, H, W]) in the memory layout the cells compute in: channels-last on the
+    CPU, where it is oneDNN's own layout for the cells' 1×1 and depthwise convs (from NCHW,
+    oneDNN reorders every conv's input and output once it runs on more than one thread, which
+    about doubles the work of the c′-channel convs); unchanged on other devices, under tracing
+    and inside :func:`input_layout`.  Values are the same in either layout."""
+    if _cpu_channels_last and x.device.type == "cpu" and x.dim() == 4 and not torch.jit.is_tracing():
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@contextlib.contextmanager
+def input_layout():
+    """Within this context the cell groups compute in their input's layout (NCHW for the
+    detectors' features) instead of channels-last on the CPU: the reference the tests and
+    ``benchmarks/search_head.py`` compare the channels-last path with."""
+    global _cpu_channels_last
+    previous, _cpu_channels_last = _cpu_channels_last, False
+    try:
+        yield
+    finally:
+        _cpu_channels_last = previous
 
 
 class _Edge(nn.Module):
@@ -219,6 +248,7 @@ class CellGroup(nn.Module):
         return self.genotype is None
 
     def forward(self, x: Tensor) -> Tensor:
+        x = cell_layout(x)
         for cell in self.cells:
             x = cell(x, self.alpha) if self.is_search else cell(x)
         return x

@@ -87,15 +87,19 @@ def _same_depthwise(x: Tensor, weight: Tensor, dilation: int) -> Tensor:
 
 def _phases(x: Tensor, dilation: int) -> Tensor:
     """Space-to-batch: Tensor[N, C, H, W] → Tensor[N·d², C, ⌈H/d⌉, ⌈W/d⌉], the d² phases
-    ``x[..., r::d, s::d]`` (zero-padded to one size).  A 'same' conv of dilation d on ``x`` is
-    a 'same' conv of dilation 1 on every phase."""
+    ``x[..., r::d, s::d]`` (zero-padded to one size), in ``x``'s memory format.  A 'same' conv
+    of dilation d on ``x`` is a 'same' conv of dilation 1 on every phase."""
     if dilation == 1:
         return x
     n, c, h, w = x.shape
     rows, cols = -(-h // dilation), -(-w // dilation)
     x = F.pad(x, (0, cols * dilation - w, 0, rows * dilation - h))
-    x = x.reshape(n, c, rows, dilation, cols, dilation).permute(0, 3, 5, 1, 2, 4)
-    return x.reshape(n * dilation * dilation, c, rows, cols)
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    phases = torch.empty((n * dilation * dilation, c, rows, cols), dtype=x.dtype, device=x.device,
+                         memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    phases.view(n, dilation, dilation, c, rows, cols).copy_(
+        x.reshape(n, c, rows, dilation, cols, dilation).permute(0, 3, 5, 1, 2, 4))
+    return phases
 
 
 class _SeparableConvFunction(torch.autograd.Function):

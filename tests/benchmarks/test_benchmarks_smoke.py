@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from benchmarks import derived_head, mixed_op, report, run_all, search_step
+from benchmarks import (derived_head, mixed_op, report, run_all, search_head, search_profile, search_step,
+                        search_wallclock)
 from benchmarks.common import Settings, image_size, level_sizes, peak_memory_bytes, saved_activation_bytes
 
 TINY = Settings(device="cpu", threads=1, warmup=0, repeats=1)
@@ -109,6 +110,49 @@ def test_report(block_result, step_result, head_result):
     for heading in ("## Targets", "## Transformation block", "## Scaling", "## Search step", "## Derived"):
         assert heading in text
     assert "CPU, 2 cores" in text and "today" in text
+
+
+def test_search_head():
+    result = search_head.compare_heads([1], repeats=1, config_file=DEMO_SEARCH, batch=1, short_side=128,
+                                       extra_opts=["MODEL.FAD.SEARCH_SPACE", "subset1"])
+    times = result["threads"]["1"]
+    assert set(times) == set(search_head.VARIANTS) and all(set(t) == TIME_KEYS for t in times.values())
+    assert set(search_head.summary(result)) == {"channels_last_vs_nchw_1t", "search_vs_stock_1t"}
+    assert search_head.format_comparison(result).count("\n") == 2 + 2 + len(search_head.VARIANTS) - 1
+
+
+@pytest.fixture(scope="module")
+def wallclock_result():
+    return search_wallclock.compare_trainers(**search_wallclock.SMOKE)
+
+
+def test_search_wallclock(wallclock_result):
+    s, v = wallclock_result["setting"], wallclock_result["variants"]
+    assert set(v) == set(search_wallclock.VARIANTS)
+    for r in v.values():  # SMOKE: 1 warm-up + 2 timed iterations
+        assert len(r["warmup_s"]) == 1 and len(r["times_s"]) == 2 and r["median_s"] > 0
+    assert s["threads"] == 1 and s["workers"] == {"plain": 0, "search": 0}
+    assert set(search_wallclock.summary(wallclock_result)) == {"wallclock_search_vs_plain"}
+    assert "| search iteration (`SearchTrainer`: α step + w step) |" in \
+        search_wallclock.format_comparison(wallclock_result)
+
+
+def test_search_profile():
+    smoke = {k: v for k, v in search_wallclock.SMOKE.items() if k != "iterations"}
+    result = search_profile.profile_iterations(**smoke)
+    v = result["variants"]
+    assert v["plain"]["steps"] == ["w"] and v["search"]["steps"] == ["alpha", "w"]
+    for name, r in v.items():
+        parts = {key.split("/")[2] for key in r["seconds"]}
+        assert parts >= {"backbone", "fpn", "head_box", "head_cls", "head_rest", "losses"}, name
+        assert 0 < sum(r["seconds"].values()) < r["wall_s"]
+        assert set(r["outside_s"]) == set(search_profile.OUTSIDE_LABELS)
+        assert r["outside_s"]["data"] > 0 and r["outside_s"]["optimizer"] > 0
+    assert v["search"]["seconds"]["alpha/backward/head_box"] > 0
+    assert "alpha/backward/backbone" not in v["search"]["seconds"]  # the α step's backward stops at the head
+    table = search_profile.format_profile(result)
+    rows = len(search_profile.PARTS) + len(search_profile.OUTSIDE_LABELS) + 1
+    assert table.count("\n") == 3 + rows  # title, blank line, header, rule, then the rows (no final newline)
 
 
 def test_run_all_rejects_unknown_sections():

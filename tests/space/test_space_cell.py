@@ -66,7 +66,7 @@ def test_group_alpha_shared_by_its_cells():
     assert group.alpha.abs().max() < 1e-2  # 1e-3·N(0, 1)
     assert len(group.cells) == 2 and all(isinstance(c, SearchCell) for c in group.cells)
     assert [n for n, _ in group.named_parameters() if "alpha" in n] == ["alpha"]
-    x = torch.randn(1, 32, 9, 9)
+    x = torch.randn(1, 32, 9, 9).contiguous(memory_format=torch.channels_last)  # the group's CPU layout
     expected = group.cells[1](group.cells[0](x, group.alpha), group.alpha)
     assert torch.equal(group(x), expected)
     assert isinstance(group.derive(), CellGenotype)
