@@ -1,7 +1,7 @@
 # fad_d2 entry points. Every target installs what it needs first (scripts/setup.sh is idempotent).
 PY := .venv/bin/python
 
-.PHONY: install demo test bench study pretrain
+.PHONY: install demo test bench bench-gpu study pretrain
 install:
 	@scripts/setup.sh
 
@@ -13,6 +13,9 @@ test: install  ## the whole test suite (CPU)
 
 bench: install  ## regenerate the README's benchmark tables
 	@$(PY) -m benchmarks.run_all
+
+bench-gpu: install  ## the GPU check: RepShare block and search step, fp32 and AMP, on CUDA (~5 min on one GPU)
+	@$(PY) -m benchmarks.gpu_check
 
 study: install  ## searched vs random vs stock heads, n = 3 each (~90 min on 2 cores; not in CI)
 	@$(PY) -m benchmarks.search_quality

@@ -83,6 +83,8 @@ class IterationTimer(HookBase):
         self.elsewhere: List[Optional[float]] = []
 
     def before_step(self):
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()  # the previous iteration's kernels belong to it
         self.starts.append(time.perf_counter())
         self.rusage.append(resource.getrusage(resource.RUSAGE_SELF))
         self.elsewhere.append(cpu_seconds_elsewhere())
@@ -135,12 +137,16 @@ def run_trainer(variant: str, cfg, make_hooks: Callable[[object], List[HookBase]
 
 def time_trainer(variant: str, cfg, warmup: int) -> Dict[str, List[float]]:
     """Train ``cfg`` with the trainer of ``variant`` and return the wall times of its warm-up and
-    timed iterations."""
+    timed iterations (and, on CUDA, the peak of ``torch.cuda.max_memory_allocated`` over the run)."""
     timer = IterationTimer()
+    cuda = torch.device(cfg.MODEL.DEVICE).type == "cuda"
+    if cuda:
+        release_memory()
+        torch.cuda.reset_peak_memory_stats()
     run_trainer(variant, cfg, lambda trainer: [timer])
     times = timer.times()
     return {"warmup_s": times[:warmup], "times_s": times[warmup:], "busy": timer.busy()[warmup:],
-            "usage": timer.usage()[warmup:]}
+            "usage": timer.usage()[warmup:], "peak_bytes": torch.cuda.max_memory_allocated() if cuda else None}
 
 
 def compare_trainers(search_config: str = SEARCH_CONFIG, plain_config: str = PLAIN_CONFIG, *,
@@ -169,14 +175,17 @@ def compare_trainers(search_config: str = SEARCH_CONFIG, plain_config: str = PLA
         times = [t for r in rs for t in r["times_s"]]
         busy = [b for r in rs for b in r["busy"] if b is not None]
         usage = [u for r in rs for u in r["usage"]]
+        peaks = [r["peak_bytes"] for r in rs if r["peak_bytes"] is not None]
         variants[variant] = {"median_s": statistics.median(times), "times_s": times,
+                             "peak_bytes": max(peaks) if peaks else None,
                              "warmup_s": [t for r in rs for t in r["warmup_s"]],
                              "busy_max": max(busy) if busy else None, "usage": usage,
                              **{f"median_{k}": statistics.median(u[k] for u in usage) for k in usage[0]}}
     setting = {"batch": batch, "image": [short_side, max_size], "classes": num_classes,
                "dataset": DATASET, "seed": SEED, "search_config": search_config, "plain_config": plain_config,
                "threads": torch.get_num_threads(), "workers": workers_used, "warmup": warmup,
-               "iterations": iterations, "rounds": rounds, "clock": "wall time (time.perf_counter)"}
+               "iterations": iterations, "rounds": rounds, "extra_opts": list(extra_opts),
+               "clock": "wall time (time.perf_counter)"}
     return {"setting": setting, "variants": variants}
 
 

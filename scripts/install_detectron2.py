@@ -11,6 +11,7 @@ Routes, in order:
    the fast COCO evaluator) are missing.
 
 The route taken is printed as one line starting with ``[fad_d2] detectron2:``.
+``--wheel-dir DIR`` only writes the repacked pure-Python wheel to DIR (for machines without PyPI).
 Set ``FAD_D2_DETECTRON2_ROUTE`` to one of the route names to force it.
 """
 import glob
@@ -58,8 +59,9 @@ def install_from_github():
     return proc.returncode == 0
 
 
-def install_from_pypi_purepy():
-    """Download the sal-detectron2 wheel, strip ``_C*.so``, retag as py3-none-any, install."""
+def build_purepy_wheel(out_dir):
+    """Download the sal-detectron2 wheel, strip ``_C*.so``, retag it py3-none-any and write it
+    to ``out_dir``; returns its path."""
     with tempfile.TemporaryDirectory(prefix="fad_d2_d2_") as tmp:
         _pip("download", "--no-deps", "--only-binary=:all:", "--python-version", "3.10",
              "--implementation", "cp", "-d", tmp, PYPI_NAME, check=True)
@@ -79,11 +81,18 @@ def install_from_pypi_purepy():
         record = glob.glob(os.path.join(root, "*.dist-info", "RECORD"))
         for r in record:  # `wheel pack` regenerates RECORD
             os.remove(r)
-        out_dir = os.path.join(tmp, "packed")
-        os.makedirs(out_dir)
+        os.makedirs(out_dir, exist_ok=True)
+        before = set(glob.glob(os.path.join(out_dir, "*.whl")))
         subprocess.run([sys.executable, "-m", "wheel", "pack", "-d", out_dir, root], check=True)
-        (packed,) = glob.glob(os.path.join(out_dir, "*.whl"))
-        _pip("install", "--no-deps", packed, check=True)
+        (packed,) = set(glob.glob(os.path.join(out_dir, "*.whl"))) - before or glob.glob(
+            os.path.join(out_dir, "sal_detectron2-*.whl"))
+    return packed
+
+
+def install_from_pypi_purepy():
+    """Install the wheel :func:`build_purepy_wheel` makes."""
+    with tempfile.TemporaryDirectory(prefix="fad_d2_d2_wheel_") as tmp:
+        _pip("install", "--no-deps", build_purepy_wheel(tmp), check=True)
     return True
 
 
@@ -91,6 +100,9 @@ ROUTES = {"github": install_from_github, "pypi-purepy": install_from_pypi_purepy
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--wheel-dir":  # only build the pure-Python wheel there
+        _log(f"wheel written to {build_purepy_wheel(sys.argv[2])}")
+        return
     forced = os.environ.get("FAD_D2_DETECTRON2_ROUTE")
     if forced and forced not in ("importable", *ROUTES):
         sys.exit(f"FAD_D2_DETECTRON2_ROUTE={forced!r}: expected one of importable, {', '.join(ROUTES)}")

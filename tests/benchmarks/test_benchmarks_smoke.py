@@ -158,3 +158,28 @@ def test_search_profile():
 def test_run_all_rejects_unknown_sections():
     with pytest.raises(SystemExit):
         run_all.main(["--only", "nonsense"])
+
+
+def test_gpu_check_smoke(tmp_path):
+    """``python -m benchmarks.gpu_check --smoke``: both sections at tiny sizes on the CPU, the JSON
+    and the Markdown with one row per precision and the four targets."""
+    from benchmarks import gpu_check
+    import json
+
+    report = gpu_check.main(["--smoke", "--device", "cpu", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert saved["summary"] == pytest.approx(report["summary"])
+    rows = report["block"]["rows"]
+    assert set(rows) == {f"{v}_{p}" for v in gpu_check.BLOCK_VARIANTS for p in gpu_check.PRECISIONS}
+    assert all(r["time_s"] > 0 and r["peak_bytes"] > 0 for r in rows.values())
+    # fp32 on the CPU: the 12 shared representations hold less than the 26 unshared ones
+    assert rows["repshare_fp32"]["peak_bytes"] < rows["unshared_fp32"]["peak_bytes"]
+    for precision in gpu_check.PRECISIONS:
+        step = report["step"][precision]
+        assert ("SOLVER.AMP.ENABLED", str(precision == "amp")) == tuple(step["setting"]["extra_opts"][-2:])
+        assert all(v["median_s"] > 0 and v["peak_bytes"] is None for v in step["variants"].values())
+        days = report["summary"][f"voc_search_gpu_days_{precision}"]
+        assert days == pytest.approx(12_500 * step["variants"]["search"]["median_s"] / 86_400)
+    table = (tmp_path / "gpu_check.md").read_text()
+    assert table.count("| fp32 |") == 2 and table.count("| amp |") == 2
+    assert all(f"| {name} | ≤ {bound} |" in table for name, bound in gpu_check.TARGETS.items())
