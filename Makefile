@@ -20,5 +20,5 @@ bench-gpu: install  ## the GPU check: RepShare block and search step, fp32 and A
 study: install  ## searched vs random vs stock heads, n = 3 each (~90 min on 2 cores; not in CI)
 	@$(PY) -m benchmarks.search_quality
 
-pretrain: install  ## re-create the demo's pre-trained backbone (pretrained/fad_synth_R_18_FPN_demo.pth)
+pretrain: install  ## re-create the demo's pre-trained backbone (pretrained/fad_synth_R_18_FPN_demo.pth; two stages, ~55 min)
 	@$(PY) -m fad_d2.demo.pretrain --force

@@ -1,25 +1,31 @@
 """The demo's backbone pre-training: the stand-in for ImageNet weights on the embedded dataset.
 
 The paper searches and retrains from ImageNet-pretrained backbones (§4.1); offline there are no
-such weights, so the demo pre-trains its ResNet-18 FPN once on ``fad_synth_train`` as an FCOS with
-a one-conv head (``configs/Demo/pretrain_fcos_R_18_FPN_demo.yaml``) and keeps only the backbone
-and FPN (``backbone.*``, stored in float16) as :data:`PRETRAINED_WEIGHTS`, the ``MODEL.WEIGHTS`` of
-every demo config.  The repository ships that file; this module re-creates it:
+such weights, so the demo pre-trains its ResNet-18 FPN on ``fad_synth_train`` as an FCOS with a
+one-conv head, in two stages: ``configs/Demo/pretrain_fcos_R_18_FPN_demo.yaml`` from scratch
+(1,600 iterations at shorter sides 192–256), then ``pretrain_fcos_R_18_FPN_demo_320.yaml`` from
+stage 1's final weights (900 iterations at the demo's own 256–320).  It keeps only the backbone
+and FPN (``backbone.*``, stored in float16) as :data:`PRETRAINED_WEIGHTS`, the ``MODEL.WEIGHTS``
+of every demo config.  The repository ships that file; this module re-creates it:
 
     python -m fad_d2.demo.pretrain [--output-dir output/demo/pretrain] [--force]
 
-The training is resumable (``--resume``) and its checkpoints stay in ``--output-dir``.
+Each stage resumes from its last checkpoint (stage 1 in ``--output-dir``, stage 2 in
+``--output-dir``/stage2); a finished stage is not run again.
 """
 import argparse
 import os
+from typing import List
 
 import torch
 
 from .steps import REPO, Progress, Step
 
-PRETRAIN_CONFIG = "configs/Demo/pretrain_fcos_R_18_FPN_demo.yaml"
+PRETRAIN_CONFIGS = ("configs/Demo/pretrain_fcos_R_18_FPN_demo.yaml",
+                    "configs/Demo/pretrain_fcos_R_18_FPN_demo_320.yaml")
+"""Stage 1 (from scratch, 192–256 px) and stage 2 (from stage 1, the demo's 256–320 px)."""
 PRETRAINED_WEIGHTS = "pretrained/fad_synth_R_18_FPN_demo.pth"
-NOMINAL_S = 1600 * 1.0 + 60  # 1,600 iterations at ~1.0 s on 2 idle cores, plus the evaluation
+NOMINAL_S = (1600 * 1.0 + 60, 900 * 1.5 + 60)  # per stage on 2 idle cores, evaluation included
 
 
 def extract_backbone(checkpoint: str, out: str) -> int:
@@ -36,9 +42,15 @@ def extract_backbone(checkpoint: str, out: str) -> int:
     return len(backbone)
 
 
-def pretrain_step(output_dir: str) -> Step:
-    return Step("backbone pre-training (stand-in for ImageNet)", "train_net.py", PRETRAIN_CONFIG,
-                output_dir, nominal_s=NOMINAL_S)
+def pretrain_steps(output_dir: str) -> List[Step]:
+    """The two training runs: stage 1 in ``output_dir``, stage 2 in ``output_dir``/stage2
+    starting from stage 1's ``model_final.pth``."""
+    stage1 = Step("backbone pre-training, stage 1 (stand-in for ImageNet)", "train_net.py",
+                  PRETRAIN_CONFIGS[0], output_dir, nominal_s=NOMINAL_S[0])
+    stage2 = Step("backbone pre-training, stage 2 (the demo's scales)", "train_net.py", PRETRAIN_CONFIGS[1],
+                  os.path.join(output_dir, "stage2"),
+                  ["MODEL.WEIGHTS", os.path.join(output_dir, "model_final.pth")], nominal_s=NOMINAL_S[1])
+    return [stage1, stage2]
 
 
 def ensure_pretrained_backbone(output_dir: str, device: str, force: bool = False) -> str:
@@ -46,9 +58,11 @@ def ensure_pretrained_backbone(output_dir: str, device: str, force: bool = False
     path = os.path.join(REPO, PRETRAINED_WEIGHTS)
     if os.path.isfile(path) and not force:
         return path
-    step = pretrain_step(output_dir)
-    Progress("pretrain", [step]).run(step, device)
-    n = extract_backbone(os.path.join(output_dir, "model_final.pth"), path)
+    steps = pretrain_steps(output_dir)
+    progress = Progress("pretrain", steps)
+    for step in steps:
+        progress.run(step, device)
+    n = extract_backbone(os.path.join(steps[-1].output_dir, "model_final.pth"), path)
     print(f"[pretrain] {n} backbone tensors written to {path}", flush=True)
     return path
 
