@@ -7,7 +7,9 @@
    by ``python -m fad_d2.demo.pretrain`` when missing) — every step below starts from it, frozen;
 1. ``search_net.py`` with configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml (FAD-FCOS supernet);
 2. ``train_net.py`` of the stock FCOS demo and of the FAD-FCOS demo built from the searched
-   genotype, same schedule, each evaluated by COCOEvaluator on fad_synth_val;
+   genotype, same schedule, each evaluated by COCOEvaluator on fad_synth_val (on a CPU of two
+   or more cores the stock training runs beside the search, one thread each, with their output
+   in OUTPUT_DIR/search/console.log and OUTPUT_DIR/fcos/console.log and a progress line a minute);
 3. a table (AP, APs/APm/APl, head parameters and FLOPs by fvcore at the test size, wall times),
    written to OUTPUT_DIR/results.md and results.json, and OUTPUT_DIR/comparison.png.
 
@@ -47,15 +49,25 @@ def main():
     out = os.path.abspath(args.output_dir)
     ensure_pretrained_backbone(os.path.join(out, "pretrain"), device)
 
-    search = Step("FAD-FCOS search", "search_net.py", SEARCH_CONFIG, os.path.join(out, "search"), nominal_s=600)
+    # On a multi-core CPU the search and the stock training (which does not need the search) run
+    # side by side on one thread each: the supernet's many small ops gain little from a second
+    # thread (the search takes as long on two), the big convs of the FAD training do.
+    side_by_side = device == "cpu" and (os.cpu_count() or 1) >= 2
+    one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if side_by_side else {}
+    search = Step("FAD-FCOS search", "search_net.py", SEARCH_CONFIG, os.path.join(out, "search"),
+                  nominal_s=900, env=one_thread)
     genotype = os.path.join(search.output_dir, "genotype_final.json")
     stock = Step("stock FCOS training + evaluation", "train_net.py", STOCK_CONFIG, os.path.join(out, "fcos"),
-                 nominal_s=420)
+                 nominal_s=720, env=one_thread)
     fad = Step("FAD-FCOS training + evaluation", "train_net.py", FAD_CONFIG, os.path.join(out, "fad_fcos"),
-               ["MODEL.FAD.GENOTYPE", genotype], nominal_s=480)
-    progress = Progress("demo", [search, stock, fad])
-    for step in (search, stock, fad):
-        progress.run(step, device)
+               ["MODEL.FAD.GENOTYPE", genotype], nominal_s=780)
+    progress = Progress("demo", [search, stock, fad], side_by_side=[search, stock] if side_by_side else ())
+    if side_by_side:
+        progress.run_side_by_side([search, stock], device)
+    else:
+        for step in (search, stock):
+            progress.run(step, device)
+    progress.run(fad, device)
 
     rows = {"stock FCOS head": {**final_bbox_metrics(stock.output_dir), **head_cost(STOCK_CONFIG)},
             "FAD-FCOS head (searched)": {**final_bbox_metrics(fad.output_dir),

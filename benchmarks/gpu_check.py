@@ -25,7 +25,6 @@ The Markdown ends with the targets (RepShare ≤ 0.45× the unshared peak memory
 time, a search iteration ≤ 2.5× a plain one, the VOC search ≤ 0.15 GPU-days) and whether each is met.
 """
 import argparse
-import os
 import sys
 import time
 from typing import Dict, List, Optional
@@ -34,7 +33,7 @@ import torch
 
 from . import search_wallclock
 from .common import (Settings, image_size, level_sizes, machine_info, markdown_table, mib, peak_memory_bytes,
-                     ratio, release_memory, resolve_device, time_fns, write_json)
+                     ratio, release_memory, resolve_device, time_fns)
 from .mixed_op import BlockWorkload, build_block
 
 PAPER_VOC_SEARCH_ITERATIONS = 12_500
@@ -202,11 +201,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     report = run(device, args.smoke, args.iterations)
     table = format_report(report)
     out = args.out or (None if args.smoke else RESULTS)
-    if out:
-        os.makedirs(out, exist_ok=True)
-        write_json(os.path.join(out, "gpu_check.json"), report)
-        with open(os.path.join(out, "gpu_check.md"), "w") as f:
-            f.write(table + "\n")
+    search_wallclock.write_results(out, "gpu_check", report, table)
     print(table)
     if out:
         print(f"[gpu_check] wrote {out}/gpu_check.{{json,md}}", file=sys.stderr)

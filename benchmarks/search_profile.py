@@ -29,12 +29,10 @@ The profiler adds a few microseconds per op (the supernet runs ~10⁴ ops a pass
 """
 import argparse
 import bisect
-import os
 import shutil
 import sys
 import tempfile
 import time
-import warnings
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
@@ -45,8 +43,9 @@ from torch.profiler import ProfilerActivity, profile
 
 from fad_d2.search import search_groups
 
-from .common import Settings, machine_info, markdown_table, write_json
-from .search_wallclock import PLAIN_CONFIG, RESULTS, SEARCH_CONFIG, SMOKE, run_trainer, trainer_config
+from .common import Settings, machine_info, markdown_table
+from .search_wallclock import (PLAIN_CONFIG, RESULTS, SEARCH_CONFIG, add_run_arguments, run_setting, run_trainer,
+                               trainer_config, write_results)
 
 PARTS = {"backbone": "backbone (ResNet bottom-up)", "fpn": "FPN (lateral, output, P6/P7 convs)",
          "head_box": "head: box group (FAD) / box tower (stock)",
@@ -296,31 +295,13 @@ def format_profile(result: dict) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--warmup", type=int, help="iterations before the profiled one (default 2)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, the cores)")
-    parser.add_argument("--workers", type=int, help="DATALOADER.NUM_WORKERS (default: the configs')")
-    parser.add_argument("--device", default="cpu", help="MODEL.DEVICE (default cpu)")
-    parser.add_argument("--smoke", action="store_true", help="tiny models and images (the CI test)")
-    parser.add_argument("--out", help="output folder (default benchmarks/results; none with --smoke)")
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    kwargs = {"device": args.device, "workers": args.workers}
-    if args.smoke:
-        kwargs.update({k: v for k, v in SMOKE.items() if k != "iterations"})
-        if args.workers is not None:
-            kwargs["workers"] = args.workers
-    if args.warmup is not None:
-        kwargs["warmup"] = args.warmup
-    result = profile_iterations(**kwargs)
+    result = profile_iterations(**run_setting(args, workers=None))
     machine = machine_info(Settings(device=args.device, threads=torch.get_num_threads()))
     table = format_profile(result)
     out = args.out or (None if args.smoke else RESULTS)
-    if out:
-        write_json(os.path.join(out, "search_profile.json"), {"machine": machine, "result": result})
-        with open(os.path.join(out, "search_profile.md"), "w") as f:
-            f.write(table + "\n")
+    write_results(out, "search_profile", {"machine": machine, "result": result}, table)
     print(table)
     if out:
         print(f"[bench] wrote {out}", file=sys.stderr)

@@ -218,28 +218,51 @@ def format_comparison(result: dict) -> str:
     return f"{title}\n\n{table}"
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, help="timed iterations per trainer and round (default 5)")
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options this benchmark and ``search_profile`` share (threads, loaders, device, smoke
+    run, output folder)."""
     parser.add_argument("--warmup", type=int, help="untimed iterations first (default 2)")
-    parser.add_argument("--rounds", type=int, default=1, help="plain, search, plain, … (default 1)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, the cores)")
     parser.add_argument("--workers", type=int, help="DATALOADER.NUM_WORKERS (default: the configs')")
     parser.add_argument("--device", default="cpu", help="MODEL.DEVICE (default cpu)")
     parser.add_argument("--smoke", action="store_true", help="tiny models and images (the CI test)")
     parser.add_argument("--out", help="output folder (default benchmarks/results; none with --smoke)")
-    args = parser.parse_args(argv)
+
+
+def run_setting(args: argparse.Namespace, **kwargs) -> dict:
+    """Apply ``--threads``; the keyword arguments of the run: ``kwargs``, then :data:`SMOKE`'s
+    setting with ``--smoke`` (its ``iterations`` only where ``kwargs`` has that key), then
+    ``--workers`` and ``--warmup`` where given."""
     warnings.filterwarnings("ignore", category=FutureWarning)
     if args.threads:
         torch.set_num_threads(args.threads)
-    kwargs = {"rounds": args.rounds, "device": args.device, "workers": args.workers}
+    kwargs["device"] = args.device
     if args.smoke:
-        kwargs.update({k: v for k, v in SMOKE.items() if k != "workers"})
-        kwargs["workers"] = SMOKE["workers"] if args.workers is None else args.workers
-    for name in ("iterations", "warmup"):
+        kwargs.update({k: v for k, v in SMOKE.items() if k != "iterations" or "iterations" in kwargs})
+    for name in ("workers", "warmup"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
+    return kwargs
+
+
+def write_results(out: Optional[str], name: str, data: dict, table: str) -> None:
+    """``out``/``name``.json and ``out``/``name``.md (nothing when ``out`` is None)."""
+    if out:
+        write_json(os.path.join(out, f"{name}.json"), data)
+        with open(os.path.join(out, f"{name}.md"), "w") as f:
+            f.write(table + "\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, help="timed iterations per trainer and round (default 5)")
+    parser.add_argument("--rounds", type=int, default=1, help="plain, search, plain, … (default 1)")
+    add_run_arguments(parser)
+    args = parser.parse_args(argv)
+    kwargs = run_setting(args, rounds=args.rounds, workers=None, iterations=5)
+    if args.iterations is not None:
+        kwargs["iterations"] = args.iterations
     machine = machine_info(Settings(device=args.device, threads=torch.get_num_threads()))
     start, start_cpu = time.perf_counter(), time.process_time()
     result = compare_trainers(**kwargs)
@@ -247,10 +270,7 @@ def main(argv=None):
                "cpu_s": time.process_time() - start_cpu, "result": result, "summary": summary(result)}
     table = format_comparison(result)
     out = args.out or (None if args.smoke else RESULTS)
-    if out:
-        write_json(os.path.join(out, "search_wallclock.json"), section)
-        with open(os.path.join(out, "search_wallclock.md"), "w") as f:
-            f.write(table + "\n")
+    write_results(out, "search_wallclock", section, table)
     print(table)
     print(f"[bench] search / plain iteration: {section['summary']['wallclock_search_vs_plain']:.2f}× "
           f"({section['elapsed_s']:.0f} s){'; wrote ' + out if out else ''}", file=sys.stderr)

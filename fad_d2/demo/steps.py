@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -74,17 +75,36 @@ class Step:
 
 class Progress:
     """Prints ``[tag] step k/n: name … ETA`` lines; the ETA of the steps left is their nominal
-    times scaled by how the finished steps compared with theirs on this machine."""
+    times scaled by how the finished steps compared with theirs on this machine.  Steps listed
+    in ``side_by_side`` run at the same time: only the longest of them counts."""
 
-    def __init__(self, tag: str, steps: Sequence[Step]):
+    def __init__(self, tag: str, steps: Sequence[Step], side_by_side: Sequence[Step] = ()):
         self.tag = tag
         self.steps = list(steps)
+        self.side_by_side = list(side_by_side)
 
     def eta_s(self, jobs: int = 1) -> float:
         """Seconds left for the unfinished steps run ``jobs`` at a time."""
         done = [(s.seconds(), s.nominal_s) for s in self.steps if s.finished()]
         scale = sum(a for a, _ in done) / sum(b for _, b in done) if done else 1.0
-        return scale * sum(s.nominal_s for s in self.steps if not s.finished()) / jobs
+        alone = [s.nominal_s for s in self.steps if not s.finished() and s not in self.side_by_side]
+        together = [s.nominal_s for s in self.side_by_side if not s.finished()]
+        return scale * (sum(alone) / jobs + max(together, default=0.0))
+
+    def run_side_by_side(self, steps: Sequence[Step], device: str, report_every_s: float = 60.0) -> None:
+        """Run ``steps`` at the same time, each logging to its ``OUTPUT_DIR/console.log``, and
+        print every ``report_every_s`` seconds each one's iteration and Detectron2's ETA."""
+        for step in steps:
+            self.announce(step)
+        with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+            futures = {step: pool.submit(step.run, device, os.path.join(step.output_dir, "console.log"))
+                       for step in steps}
+            while wait(futures.values(), timeout=report_every_s).not_done:
+                states = "; ".join(f"{step.name}: {latest_iteration(step.output_dir)}"
+                                   for step, f in futures.items() if not f.done())
+                print(f"[{self.tag}] {time.strftime('%H:%M:%S')} {states}", flush=True)
+            for step, future in futures.items():
+                print(f"[{self.tag}] {step.name}: done in {future.result() / 60:.1f} min", flush=True)
 
     def announce(self, step: Step):
         k = self.steps.index(step) + 1
@@ -94,6 +114,21 @@ class Progress:
     def run(self, step: Step, device: str, log_file: Optional[str] = None) -> float:
         self.announce(step)
         return step.run(device, log_file)
+
+
+def latest_iteration(output_dir: str) -> str:
+    """``iter N, eta H:MM:SS`` from the last metrics line of ``OUTPUT_DIR/log.txt`` (Detectron2's
+    ``CommonMetricPrinter``), or ``starting`` before there is one."""
+    try:
+        with open(os.path.join(output_dir, "log.txt")) as f:
+            lines = [line for line in f if " iter: " in line]
+    except OSError:
+        return "starting"
+    if not lines:
+        return "starting"
+    fields = lines[-1].split()
+    value = {name: fields[i + 1] for i, name in enumerate(fields[:-1]) if name in ("iter:", "eta:")}
+    return f"iter {value.get('iter:', '?')}, eta {value.get('eta:', '?')}"
 
 
 def final_bbox_metrics(output_dir: str) -> Dict[str, float]:

@@ -67,9 +67,9 @@ class AlphaUpdateHook(HookBase):
         """Update α on the batch ``data`` (``list[dict]``) with ``model`` (in training mode,
         possibly DDP-wrapped); returns the detached losses ``{name: Tensor[]}``.
 
-        Autograd records only what ∇_α needs: every other parameter has ``requires_grad`` off
-        during the pass (the backbone's forward then saves nothing), and the backward goes to α
-        only.  Under DDP the pass runs without DDP's gradient sync (it would wait for w's
+        Autograd records only what ∇_α needs: α requires gradients during the pass (and only
+        then), every other parameter does not (the backbone's forward then saves nothing), and
+        the backward goes to α only.  Under DDP the pass runs without DDP's gradient sync (it would wait for w's
         gradients) and α's gradients are averaged over the workers here instead.
         """
         assert model.training, "[AlphaUpdateHook] model was changed to eval mode!"
@@ -102,17 +102,19 @@ class AlphaUpdateHook(HookBase):
 
 @contextlib.contextmanager
 def requires_grad_only(model, params):
-    """Within the context, only ``params`` of ``model``'s parameters require gradients (those
-    that required them before do so again afterwards, also after an exception)."""
+    """Within the context, ``params`` (parameters of ``model``) and no other parameter of
+    ``model`` require gradients; afterwards every parameter's ``requires_grad`` is what it was
+    before, also after an exception.  (The search keeps α frozen outside the α step: see
+    ``SearchTrainer.build_model``.)"""
     keep = {id(p) for p in params}
-    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in keep]
-    for p in frozen:
-        p.requires_grad_(False)
+    before = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in before:
+        p.requires_grad_(id(p) in keep)
     try:
         yield
     finally:
-        for p in frozen:
-            p.requires_grad_(True)
+        for p, flag in before:
+            p.requires_grad_(flag)
 
 
 def build_alpha_optimizer(cfg, alphas):

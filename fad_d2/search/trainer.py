@@ -97,6 +97,11 @@ class SearchTrainer(Trainer):
                 f"this config builds a {cfg.MODEL.META_ARCHITECTURE} without any FAD search module: select "
                 "a FAD head (fad_d2.modeling.FAD_HEADS lists them and their keys) with an empty genotype"
             )
+        for group in search_groups(model):
+            # α is trained by the α step alone, which turns its gradient on for its own pass
+            # (AlphaUpdateHook): the w step then computes no α gradient (eq. 2's dot products,
+            # the saved mixed-op outputs), the w optimizer and DDP never see α
+            group.alpha.requires_grad_(False)
         return model
 
     @classmethod
@@ -105,13 +110,14 @@ class SearchTrainer(Trainer):
         so neither its update nor its weight decay ever touches α), clipping the global norm of
         w's gradient to ``SEARCH.GRAD_CLIP_NORM`` (0: no clip)."""
         alphas = [g.alpha for g in search_groups(model)]
+        flags = [a.requires_grad for a in alphas]
         for a in alphas:
             a.requires_grad_(False)
         try:
             optimizer = super().build_optimizer(cfg, model)
         finally:
-            for a in alphas:
-                a.requires_grad_(True)
+            for a, flag in zip(alphas, flags):
+                a.requires_grad_(flag)
         if cfg.SEARCH.GRAD_CLIP_NORM > 0:
             optimizer = with_global_grad_clip(optimizer, cfg.SEARCH.GRAD_CLIP_NORM)
         return optimizer

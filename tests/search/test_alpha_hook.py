@@ -39,7 +39,10 @@ def test_alpha_step_gradient_equals_the_plain_computation(trainer):
     alphas, weights = architecture_parameters(model), weight_parameters(model)
     flags = [p.requires_grad for p in weights]
     assert not all(flags), "the frozen backbone stages do not require gradients"
+    assert not any(a.requires_grad for a in alphas), "α is frozen outside the α step"
     batch = next(iter(hook.data_loader))
+    for a in alphas:  # the plain computation below: α and the trainable weights record their graph
+        a.requires_grad_(True)
     with EventStorage(0):
         # a fresh model's first pass can differ from the next ones in the last bits (CPU kernels)
         sum(model(batch).values()).backward(inputs=alphas)
@@ -53,6 +56,8 @@ def test_alpha_step_gradient_equals_the_plain_computation(trainer):
         plain_grads = [a.grad.clone() for a in alphas]
 
         model.loss_normalizer = 100.0
+        for a in alphas:
+            a.requires_grad_(False)
         hook_losses = {}
         hook_saved = _saved_bytes(lambda: hook_losses.update(hook.step(model, batch)))
     assert hook_losses.keys() == plain.keys()
@@ -62,7 +67,7 @@ def test_alpha_step_gradient_equals_the_plain_computation(trainer):
         assert torch.equal(a.grad, g)
     assert all(p.grad is None for p in weights), "no weight gradient"
     assert [p.requires_grad for p in weights] == flags, "requires_grad restored"
-    assert all(a.requires_grad for a in alphas)
+    assert not any(a.requires_grad for a in alphas), "α frozen again after its step"
     assert hook_saved < 0.9 * plain_saved, (hook_saved, plain_saved)  # FPN, first cell edges: nothing
 
 
@@ -106,3 +111,27 @@ def test_checkpoint_of_the_former_trainer_restores_the_alpha_optimizer(trainer, 
     assert not fresh.alpha_hook.optimizer.state_dict()["state"]
     fresh.load_state_dict(state)
     _assert_state_equal(fresh.alpha_hook.optimizer.state_dict(), alpha_state)
+
+
+def test_w_gradients_the_same_with_alpha_frozen(trainer):
+    """The w step runs with α frozen (SearchTrainer.build_model): the weights' gradients equal
+    those of a pass in which α requires a gradient too, and α gets none."""
+    model = trainer.model
+    alphas, weights = architecture_parameters(model), weight_parameters(model)
+    batch = next(iter(trainer.alpha_hook.data_loader))
+    grads = {}
+    with EventStorage(0):
+        sum(model(batch).values()).backward()  # a fresh model's first pass can differ in the last bits
+        for alpha_grad in (True, False):
+            for a in alphas:
+                a.requires_grad_(alpha_grad)
+                a.grad = None
+            model.zero_grad(set_to_none=True)
+            model.loss_normalizer = 100.0
+            sum(model(batch).values()).backward()
+            grads[alpha_grad] = [None if p.grad is None else p.grad.clone() for p in weights]
+            assert all((a.grad is not None) == alpha_grad for a in alphas)
+    for with_alpha, without in zip(grads[True], grads[False]):
+        assert (with_alpha is None) == (without is None)
+        if with_alpha is not None:
+            assert torch.equal(with_alpha, without)

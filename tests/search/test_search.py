@@ -45,8 +45,11 @@ def test_alpha_only_in_alpha_steps_and_w_only_in_w_steps(tmp_path):
         assert all(p.grad is None for p in weights), "the α step computes no weight gradient"
         assert {"alpha_total_loss", "alpha_loss_fcos_cls", "alpha_lr", "alpha_data_time"} <= set(storage.latest())
         a1, w1 = _snapshot(alphas), _snapshot(weights)
+        for a in alphas:
+            a.grad = None
         trainer.run_step()  # DefaultTrainer's w step
         assert not any(_changed(a1, alphas)), "α does not move in a w step"
+        assert all(a.grad is None and not a.requires_grad for a in alphas), "the w step computes no α gradient"
         # every weight with a real gradient moves (biases right before a 1-channel GroupNorm get
         # only rounding noise, ~1e-15)
         with_grad = [p.grad is not None and bool(p.grad.abs().max() > 1e-4) for p in weights]
