@@ -97,13 +97,13 @@ class Progress:
         for step in steps:
             self.announce(step)
         with ThreadPoolExecutor(max_workers=len(steps)) as pool:
-            futures = {step: pool.submit(step.run, device, os.path.join(step.output_dir, "console.log"))
-                       for step in steps}
-            while wait(futures.values(), timeout=report_every_s).not_done:
+            futures = [pool.submit(step.run, device, os.path.join(step.output_dir, "console.log"))
+                       for step in steps]
+            while wait(futures, timeout=report_every_s).not_done:
                 states = "; ".join(f"{step.name}: {latest_iteration(step.output_dir)}"
-                                   for step, f in futures.items() if not f.done())
+                                   for step, future in zip(steps, futures) if not future.done())
                 print(f"[{self.tag}] {time.strftime('%H:%M:%S')} {states}", flush=True)
-            for step, future in futures.items():
+            for step, future in zip(steps, futures):
                 print(f"[{self.tag}] {step.name}: done in {future.result() / 60:.1f} min", flush=True)
 
     def announce(self, step: Step):

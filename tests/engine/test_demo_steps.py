@@ -26,3 +26,26 @@ def test_latest_iteration_reads_the_last_metrics_line(tmp_path):
         f.write("[11/30 10:28:49] d2.utils.events INFO:  eta: 0:10:22  iter: 59  total_loss: 1.568  lr: 0.01\n")
         f.write("[11/30 10:30:17] d2.utils.events INFO:  eta: 0:09:01  iter: 79  total_loss: 1.402  lr: 0.01\n")
     assert latest_iteration(str(tmp_path)) == "iter 79, eta 0:09:01"
+
+
+def test_side_by_side_steps_run_at_once_and_report(tmp_path, monkeypatch, capsys):
+    """Both steps start before either ends, each logs to its console.log, progress lines name
+    the unfinished ones, and each step's wall time is printed."""
+    import threading
+    import time
+
+    started, barrier = [], threading.Barrier(2, timeout=10)
+
+    def fake_run(self, device, log_file=None):
+        started.append((self.name, device, log_file))
+        barrier.wait()  # returns only once both steps run at the same time
+        time.sleep(0.3 if self.name == "search" else 0.0)
+        return 60.0
+
+    monkeypatch.setattr(Step, "run", fake_run)
+    steps = [Step(name, "train_net.py", "cfg.yaml", str(tmp_path / name)) for name in ("search", "stock")]
+    Progress("demo", steps, side_by_side=steps).run_side_by_side(steps, "cpu", report_every_s=0.1)
+    assert sorted(started) == [(s.name, "cpu", str(tmp_path / s.name / "console.log")) for s in steps]
+    out = capsys.readouterr().out
+    assert "search: starting" in out and "stock: starting" not in out.split("search: starting")[-1]
+    assert out.count("done in 1.0 min") == 2
