@@ -123,8 +123,13 @@ class ProfileIteration(HookBase):
                   "weight": [model.head.cls_score.weight]}  # the predictor: trained in every config
         for kind, params in marked.items():
             for p in params:
+                # α requires a gradient only inside the α step; a hook is registered on a
+                # parameter while it requires one, and fires whenever it gets one
+                requires_grad = p.requires_grad
+                p.requires_grad_(True)
                 self.handles.append(p.register_post_accumulate_grad_hook(
                     lambda _, mark=GRAD_MARKS[kind]: _mark(mark)))
+                p.requires_grad_(requires_grad)
         self.profiler: Optional[profile] = None
         self.wall_s = None
 
