@@ -31,6 +31,8 @@ from typing import Dict, List, Optional
 
 import torch
 
+from fad_d2.engine.amp import default_precision
+
 from . import search_wallclock
 from .common import (Settings, image_size, level_sizes, machine_info, markdown_table, mib, peak_memory_bytes,
                      ratio, release_memory, resolve_device, time_fns)
@@ -47,14 +49,9 @@ iteration, projected VOC search in GPU-days."""
 PAPER = {"block": {"batch": 4, "short_side": 416, "channels": 96},
          "step": {"warmup": 3, "iterations": 10}}
 SMOKE = {"block": {"batch": 1, "short_side": 128, "channels": 32},
-         "step": {k: v for k, v in search_wallclock.SMOKE.items()}}
+         "step": dict(search_wallclock.SMOKE)}
 """The sizes of the check (the paper's) and of ``--smoke`` (seconds on a CPU)."""
 RESULTS = search_wallclock.RESULTS
-
-
-def autocast_dtype(device: torch.device) -> torch.dtype:
-    """Mixed precision's type: float16 on CUDA (gradient scaling in training), bfloat16 on the CPU."""
-    return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
 def block_step(workload: BlockWorkload, precision: str):
@@ -65,7 +62,7 @@ def block_step(workload: BlockWorkload, precision: str):
 
     def step():
         workload.zero_grad()
-        with torch.autocast(device.type, dtype=autocast_dtype(device)):
+        with torch.autocast(device.type, dtype=default_precision(device.type)):
             outputs = workload.forward()
         torch.autograd.backward(outputs, [g.to(o.dtype) for o, g in zip(outputs, workload.output_grads)])
 
@@ -89,7 +86,7 @@ def block_section(settings: Settings, batch: int, short_side: int, channels: int
         del workload, steps
         release_memory()
     return {"setting": {"batch": batch, "image": list(image_size(short_side)), "levels": levels,
-                        "channels": channels, "space": "full", "amp_dtype": str(autocast_dtype(device))},
+                        "channels": channels, "space": "full", "amp_dtype": str(default_precision(device.type))},
             "rows": rows}
 
 

@@ -18,7 +18,7 @@ import torch
 from detectron2.engine import AMPTrainer as D2AMPTrainer
 from detectron2.utils.events import get_event_storage
 
-__all__ = ["AMPTrainer", "amp_precision", "build_grad_scaler"]
+__all__ = ["AMPTrainer", "amp_precision", "build_grad_scaler", "default_precision"]
 
 PRECISIONS = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -30,6 +30,12 @@ def amp_precision(cfg, device_type: str) -> torch.dtype:
         if name not in PRECISIONS:
             raise ValueError(f"SOLVER.AMP.PRECISION: {name!r} is not allowed: one of {list(PRECISIONS)}")
         return PRECISIONS[name]
+    return default_precision(device_type)
+
+
+def default_precision(device_type: str) -> torch.dtype:
+    """Mixed precision's type without ``SOLVER.AMP.PRECISION``: float16 on CUDA (loss-scaled),
+    bfloat16 on the CPU."""
     return torch.float16 if device_type == "cuda" else torch.bfloat16
 
 
