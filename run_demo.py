@@ -55,12 +55,12 @@ def main():
     side_by_side = device == "cpu" and (os.cpu_count() or 1) >= 2
     one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if side_by_side else {}
     search = Step("FAD-FCOS search", "search_net.py", SEARCH_CONFIG, os.path.join(out, "search"),
-                  nominal_s=900, env=one_thread)
+                  nominal_s=780, env=one_thread)
     genotype = os.path.join(search.output_dir, "genotype_final.json")
     stock = Step("stock FCOS training + evaluation", "train_net.py", STOCK_CONFIG, os.path.join(out, "fcos"),
-                 nominal_s=720, env=one_thread)
+                 nominal_s=660, env=one_thread)
     fad = Step("FAD-FCOS training + evaluation", "train_net.py", FAD_CONFIG, os.path.join(out, "fad_fcos"),
-               ["MODEL.FAD.GENOTYPE", genotype], nominal_s=780)
+               ["MODEL.FAD.GENOTYPE", genotype], nominal_s=680)
     progress = Progress("demo", [search, stock, fad], side_by_side=[search, stock] if side_by_side else ())
     if side_by_side:
         progress.run_side_by_side([search, stock], device)

@@ -44,7 +44,7 @@ STOCK_CONFIG = "configs/Demo/fcos_R_18_FPN_demo.yaml"
 FAD_CONFIG = "configs/Demo/fad_fcos_R_18_FPN_demo.yaml"
 SEARCH_CONFIG = "configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml"
 # expected wall times on 2 idle cores with two runs side by side (the ETA before runs time themselves)
-NOMINAL_S = {"stock": 660.0, "fad": 720.0, "search": 900.0}
+NOMINAL_S = {"stock": 600.0, "fad": 950.0, "search": 700.0}
 
 
 class Run:
