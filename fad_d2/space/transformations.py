@@ -194,7 +194,7 @@ def conv_norm_act(in_channels: int, out_channels: int, kernel_size: int = 1, *,
     norm_layer = get_norm(norm, out_channels)
     tail = [norm_layer] if norm_layer is not None else []
     if activation:
-        tail.append(nn.ReLU())
+        tail.append(nn.ReLU(inplace=True))  # on the norm's (or conv's) own output: no copy
     return ConvNormAct(*convs, *tail)
 
 
@@ -217,7 +217,7 @@ def build_stem(stream: str, channels: int, depth: int, norm: str = "GN") -> nn.S
 
 def build_decoupling(channels: int) -> nn.Sequential:
     """The decoupling function H of paper §3.2: 1×1 conv (c′ → c′, with bias) + ReLU, no norm."""
-    return nn.Sequential(nn.Conv2d(channels, channels, 1), nn.ReLU())
+    return nn.Sequential(nn.Conv2d(channels, channels, 1), nn.ReLU(inplace=True))
 
 
 class Transformation(nn.Module):

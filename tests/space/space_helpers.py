@@ -32,3 +32,14 @@ def one_hot(space, name, dtype=torch.float64):
 
 def none_weights(space, dtype=torch.float64):
     return one_hot(space, NONE, dtype)
+
+
+def gradients(module, x, seed=1):
+    """Outputs of ``module(x)`` and the gradients of x and of every parameter (α included) for
+    random output gradients, as one list."""
+    x = x.clone().requires_grad_()
+    outs = module(x)
+    outs = list(outs) if isinstance(outs, tuple) else [outs]
+    g = torch.Generator().manual_seed(seed)
+    grads = [torch.randn(o.shape, generator=g, dtype=o.dtype) for o in outs]
+    return [*outs, *torch.autograd.grad(outs, [x, *module.parameters()], grads)]

@@ -8,20 +8,9 @@ from fad_d2.modeling.fad_module import FADModule
 from fad_d2.space import CellGroup, get_search_space, sample_random_genotype
 from fad_d2.space.cell import cell_layout, input_layout
 from fad_d2.space.mixed_op import _phases
-from space_helpers import perturb_
+from space_helpers import gradients, perturb_
 
 C = 32
-
-
-def gradients(module, x, seed=1):
-    """Outputs of ``module(x)`` and the gradients of x and of every parameter (α included) for
-    random output gradients, as one list."""
-    x = x.clone().requires_grad_()
-    outs = module(x)
-    outs = list(outs) if isinstance(outs, tuple) else [outs]
-    g = torch.Generator().manual_seed(seed)
-    grads = [torch.randn(o.shape, generator=g, dtype=o.dtype) for o in outs]
-    return [*outs, *torch.autograd.grad(outs, [x, *module.parameters()], grads)]
 
 
 def nchw_and_channels_last(module, x):
