@@ -18,7 +18,8 @@ registered last that reads ``time.perf_counter`` in every ``before_step``: an it
 runs from its ``before_step`` to the next one's, so it holds everything the iteration costs
 (data loading, the step, every hook); the last iteration, which ends in the final checkpoint, is
 not timed.  ``--rounds R`` runs plain, search, plain, search, …; every timed iteration of every
-round enters the median.
+round enters the median, and each round's search / plain ratio is reported beside it (their
+spread shows how steady the machine was).
 
     python -m benchmarks.search_wallclock                  # 2 warm-up + 5 timed iterations each
     python -m benchmarks.search_wallclock --iterations 10 --rounds 2 --threads 2
@@ -186,7 +187,9 @@ def compare_trainers(search_config: str = SEARCH_CONFIG, plain_config: str = PLA
                "threads": torch.get_num_threads(), "workers": workers_used, "warmup": warmup,
                "iterations": iterations, "rounds": rounds, "extra_opts": list(extra_opts),
                "clock": "wall time (time.perf_counter)"}
-    return {"setting": setting, "variants": variants}
+    round_ratios = [statistics.median(search["times_s"]) / statistics.median(plain["times_s"])
+                    for plain, search in zip(runs["plain"], runs["search"])]
+    return {"setting": setting, "variants": variants, "round_ratios": round_ratios}
 
 
 def summary(result: dict) -> Dict[str, float]:
@@ -211,6 +214,9 @@ def format_comparison(result: dict) -> str:
              "this process's threads; page faults: minor ones, per iteration):")
     table = markdown_table(["iteration", "median (s)", "vs plain", "user CPU (s)", "system CPU (s)",
                             "page faults", "timed iterations (s)"], rows)
+    if len(result["round_ratios"]) > 1:  # the spread of the ratio between back-to-back pairs
+        table += ("\n\nSearch / plain iteration per round (the medians of one plain and the search run "
+                  "after it): " + ", ".join(f"{r:.2f}×" for r in result["round_ratios"]) + ".")
     busy = [r["busy_max"] for r in v.values() if r.get("busy_max") is not None]
     if busy and max(busy) > BUSY:
         table += (f"\n\n**Not an idle machine**: other processes took up to {100 * max(busy):.0f}% of "

@@ -135,6 +135,12 @@ def test_search_wallclock(wallclock_result):
     assert set(search_wallclock.summary(wallclock_result)) == {"wallclock_search_vs_plain"}
     assert "| search iteration (`SearchTrainer`: α step + w step) |" in \
         search_wallclock.format_comparison(wallclock_result)
+    (ratio,) = wallclock_result["round_ratios"]  # one round: its ratio is the medians' ratio
+    assert ratio == pytest.approx(v["search"]["median_s"] / v["plain"]["median_s"])
+    assert "per round" not in search_wallclock.format_comparison(wallclock_result)
+    two_rounds = {**wallclock_result, "round_ratios": [2.5, 3.25]}
+    assert "per round (the medians of one plain and the search run after it): 2.50×, 3.25×." in \
+        search_wallclock.format_comparison(two_rounds)
 
 
 def test_search_profile():
