@@ -120,7 +120,8 @@ def add_fad_config(cfg):
     _add_fad_head_config(cfg)
     _add_fad_mask_config(cfg)
     # Filled when a config is loaded (fad_d2.engine.setup.load_cfg), never by hand: the genotypes
-    # of the FAD heads the config builds, as JSON {genotype key: {"file", "genotype"}}, so that a
+    # of the FAD heads the config builds, as tagged JSON {genotype key: {"file", "genotype"}}
+    # (fad_d2.modeling.heads.genotype_record_json), so that a
     # saved config.yaml (and every checkpoint) states the architecture, not only a file name.
     cfg.MODEL.FAD_GENOTYPE_RECORD = ""
     _add_maskiou_config(cfg)

@@ -7,11 +7,12 @@ same tensor shapes (a dilation-2 op swapped for the dilation-3 op), so shape che
 let a model that was never trained be evaluated.  A file that cannot be read (truncated, not a
 checkpoint) is named too.
 """
-import json
 import os
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+
+from ..modeling.heads import parse_genotype_record
 
 GENOTYPES_KEY = "fad_genotypes"
 
@@ -23,7 +24,7 @@ class CheckpointError(ValueError):
 def genotype_record(cfg) -> dict:
     """The genotypes of ``cfg``'s FAD heads ``{genotype key: {"file", "genotype"}}`` (filled
     by ``load_cfg``; empty for a config without FAD heads)."""
-    return json.loads(cfg.MODEL.FAD_GENOTYPE_RECORD or "{}")
+    return parse_genotype_record(cfg.MODEL.FAD_GENOTYPE_RECORD)
 
 
 def _describe(entry):

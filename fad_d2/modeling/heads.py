@@ -143,10 +143,21 @@ def configured_genotypes(cfg) -> Dict[str, dict]:
     return ret
 
 
+# The record starts with a format tag: bare JSON is also a Python literal, and yacs turns such a
+# string into a dict when it reads a config.yaml (then the saved config could not be loaded again).
+GENOTYPE_RECORD_TAG = "fad-genotype-record/1 "
+
+
 def genotype_record_json(cfg) -> str:
-    """:func:`configured_genotypes` as compact JSON (the ``FAD_GENOTYPE_RECORD`` of a saved
-    ``config.yaml``)."""
-    return json.dumps(configured_genotypes(cfg), sort_keys=True, separators=(",", ":"))
+    """:func:`configured_genotypes` as the ``FAD_GENOTYPE_RECORD`` of a saved ``config.yaml``:
+    ``GENOTYPE_RECORD_TAG`` + compact JSON."""
+    return GENOTYPE_RECORD_TAG + json.dumps(configured_genotypes(cfg), sort_keys=True, separators=(",", ":"))
+
+
+def parse_genotype_record(text: str) -> Dict[str, dict]:
+    """Inverse of :func:`genotype_record_json` (``""``, the default before a config is checked,
+    gives ``{}``)."""
+    return json.loads(text[len(GENOTYPE_RECORD_TAG):]) if text.startswith(GENOTYPE_RECORD_TAG) else {}
 
 
 def configured_space(node) -> SearchSpace:

@@ -11,7 +11,7 @@ import torch
 import fad_d2  # noqa: F401
 from fad_d2.data import check_images_exist
 from fad_d2.engine.checkpoint import CheckpointError, FADCheckpointer, genotype_record
-from fad_d2.engine.setup import ConfigError
+from fad_d2.engine.setup import ConfigError, load_cfg
 from fad_d2.engine.trainer import Trainer
 from fad_d2.modeling import FADModule
 from fad_d2.space import CellGenotype, EdgeChoice, Genotype, get_search_space, save_genotype
@@ -85,17 +85,30 @@ def test_genotype_node_count_and_space_checked_against_config(tmp_path):
     two_nodes = _write_genotype(tmp_path, "g2.json", num_nodes=2)
     with pytest.raises(ValueError, match=r"g2.json\): the genotype's cells have 2 nodes but MODEL.FAD.NUM_NODES is 3"):
         _fad_cfg(two_nodes)
-    assert json.loads(_fad_cfg(two_nodes, "MODEL.FAD.NUM_NODES", "2").MODEL.FAD_GENOTYPE_RECORD)
+    assert genotype_record(_fad_cfg(two_nodes, "MODEL.FAD.NUM_NODES", "2"))
     with pytest.raises(ValueError, match=r"searched in space 'full' but MODEL.FAD.SEARCH_SPACE is 'subset1'"):
         _fad_cfg(_write_genotype(tmp_path, "g.json"), "MODEL.FAD.SEARCH_SPACE", "subset1")
 
 
 def test_saved_config_records_the_genotype(tmp_path):
     path = _write_genotype(tmp_path, "g.json")
-    record = json.loads(_fad_cfg(path).MODEL.FAD_GENOTYPE_RECORD)
+    record = genotype_record(_fad_cfg(path))
     assert record["MODEL.FAD.GENOTYPE"]["file"] == path
     assert record["MODEL.FAD.GENOTYPE"]["genotype"]["groups"][0]["nodes"][0][0]["op"] == "std_3x3_dil2"
 
+
+
+@pytest.mark.parametrize("genotype", [None, "g.json"])
+def test_saved_config_yaml_loads_again(tmp_path, genotype):
+    """A run's config.yaml (``cfg.dump()``, as Detectron2's ``default_setup`` writes it) is a
+    config file again, for a stock head (empty record) and a FAD head (the record's JSON)."""
+    cfg = cpu_cfg(DEMO_FCOS) if genotype is None else _fad_cfg(_write_genotype(tmp_path, genotype))
+    saved = tmp_path / "config.yaml"
+    saved.write_text(cfg.dump())
+    again = load_cfg(str(saved))
+    assert genotype_record(again) == genotype_record(cfg)
+    assert again.MODEL.FAD_GENOTYPE_RECORD == cfg.MODEL.FAD_GENOTYPE_RECORD
+    assert bool(genotype_record(cfg)) == (genotype is not None)
 
 # ------------------------------------------------------------------ checkpoints
 
