@@ -5,7 +5,7 @@
 Arms, every one trained on the same schedule from the same frozen pre-trained backbone + FPN
 (``configs/Demo/``, :mod:`fad_d2.demo.pretrain`):
 
-* ``stock``: Detectron2's FCOS head, training seeds 0…n−1;
+* ``stock``: Detectron2's FCOS head, training seeds 0…n−1 (``--first-seed`` shifts every arm's seeds);
 * ``random``: the paper's Random baseline — n seeded random genotypes (one transformation per
   kept edge, two edges per node), each trained once;
 * ``searched``: n demo searches (search seeds 0…n−1), each derived genotype trained once.
@@ -66,29 +66,28 @@ class Run:
             report(f"done {step.name} in {seconds / 60:.1f} min")
 
 
-def plan_runs(work_dir: str, seeds: int, opts: Sequence[str], env: Dict[str, str]) -> List[Run]:
-    """The study's runs (searches first: they are the longest chains)."""
-    runs = []
+def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dict[str, str]) -> List[Run]:
+    """The study's runs for ``seeds``, longest first (searched chains, random FAD heads, stock
+    heads), so that the last run to start on a free slot is a short one."""
+    searched, random, stock = [], [], []
     gdir = os.path.join(work_dir, "genotypes")
-    for k in range(seeds):
+    for k in seeds:
         search = Step(f"search seed {k}", "search_net.py", SEARCH_CONFIG, os.path.join(work_dir, f"search_{k}"),
                       ["SEED", k, *opts], NOMINAL_S["search"], env)
         genotype = os.path.join(search.output_dir, "genotype_final.json")
         train = Step(f"searched #{k}", "train_net.py", FAD_CONFIG, os.path.join(work_dir, f"searched_{k}"),
                      ["SEED", k, "MODEL.FAD.GENOTYPE", genotype, *opts], NOMINAL_S["fad"], env)
-        runs.append(Run("searched", f"searched_{k}", train, search, genotype))
-    for k in range(seeds):
-        train = Step(f"stock seed {k}", "train_net.py", STOCK_CONFIG, os.path.join(work_dir, f"stock_{k}"),
-                     ["SEED", k, *opts], NOMINAL_S["stock"], env)
-        runs.append(Run("stock", f"stock_{k}", train))
-    for k in range(seeds):
+        searched.append(Run("searched", f"searched_{k}", train, search, genotype))
         genotype = os.path.join(gdir, f"random_{k}.json")
         if not os.path.isfile(genotype):
             save_genotype(sample_random_genotype("full", seed=k), genotype, meta={"random_seed": k})
         train = Step(f"random genotype {k}", "train_net.py", FAD_CONFIG, os.path.join(work_dir, f"random_{k}"),
                      ["SEED", k, "MODEL.FAD.GENOTYPE", genotype, *opts], NOMINAL_S["fad"], env)
-        runs.append(Run("random", f"random_{k}", train, genotype=genotype))
-    return runs
+        random.append(Run("random", f"random_{k}", train, genotype=genotype))
+        train = Step(f"stock seed {k}", "train_net.py", STOCK_CONFIG, os.path.join(work_dir, f"stock_{k}"),
+                     ["SEED", k, *opts], NOMINAL_S["stock"], env)
+        stock.append(Run("stock", f"stock_{k}", train))
+    return searched + random + stock
 
 
 def execute(runs: List[Run], device: str, jobs: int):
@@ -155,6 +154,8 @@ def collect(runs: List[Run], costs: Dict[str, dict]) -> Dict[str, dict]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3, help="runs per arm (n)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first…first+n−1 (a second study with new seeds beside the first)")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (each gets cores/jobs threads)")
     parser.add_argument("--work-dir", default="output/study")
     parser.add_argument("--results-dir", default="benchmarks/results")
@@ -162,8 +163,9 @@ def main(argv=None):
     parser.add_argument("--latency-repeats", type=int, default=20)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run (tests shrink the runs)")
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.jobs < 1:
-        sys.exit("error: --seeds and --jobs must be >= 1")
+    if args.seeds < 1 or args.jobs < 1 or args.first_seed < 0:
+        sys.exit("error: --seeds and --jobs must be >= 1, --first-seed >= 0")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     work_dir = os.path.abspath(args.work_dir)
     opts = list(args.opts)
     if "MODEL.WEIGHTS" not in opts[::2]:
@@ -172,7 +174,7 @@ def main(argv=None):
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     for split in ("train", "val"):  # generated once here, not by the parallel runs
         ensure_split(split)
-    runs = plan_runs(work_dir, args.seeds, opts, env)
+    runs = plan_runs(work_dir, seeds, opts, env)
     start = time.time()
     execute(runs, args.device, args.jobs)
     print(f"[study] all runs finished; measuring head costs", flush=True)
@@ -184,12 +186,12 @@ def main(argv=None):
     table = markdown_table(summary)
     write_json(os.path.join(args.results_dir, "search_quality.json"), {
         "machine": machine_info(Settings(device="cpu", threads=torch.get_num_threads())),
-        "seeds": args.seeds, "jobs": args.jobs, "test_size": size,
+        "seeds": seeds, "jobs": args.jobs, "test_size": size,
         "opts": opts, "wall_s_this_call": time.time() - start, "summary": summary, "runs": results})
     with open(os.path.join(args.results_dir, "search_quality.md"), "w") as f:
         f.write(f"{table}\n\nPer run:\n\n{runs_table(results)}\n")
     plot_comparison(summary, os.path.join(args.results_dir, "comparison.png"),
-                    title=f"fad_synth_val, heads on a frozen pre-trained R-18 FPN, n={args.seeds} per arm")
+                    title=f"fad_synth_val, heads on a frozen pre-trained R-18 FPN, n={args.seeds} per arm (seeds {seeds[0]}–{seeds[-1]})")
     print("\n" + table, flush=True)
     print(f"\n[study] results: {args.results_dir}/search_quality.{{json,md}}, comparison.png", flush=True)
 

@@ -45,3 +45,13 @@ def test_study_runs_aggregates_and_resumes(tmp_path):
     assert len(done) == 4  # one search + three trainings
     search_quality.main(argv)  # the same command again: nothing is re-run
     assert {p: os.path.getmtime(p) for p in (tmp_path / "work").glob("*/run.json")} == done
+
+
+def test_plan_is_longest_first_over_the_given_seeds(tmp_path):
+    """Searched chains (search + training) first, then random FAD heads, then stock heads, so that
+    the study's tail is a short run; ``--first-seed`` names the runs and seeds them."""
+    runs = search_quality.plan_runs(str(tmp_path), [3, 4], [], {})
+    assert [r.name for r in runs] == ["searched_3", "searched_4", "random_3", "random_4", "stock_3", "stock_4"]
+    assert [len(r.steps) for r in runs] == [2, 2, 1, 1, 1, 1]
+    assert all(("SEED", 3) == tuple(s.opts[:2]) for s in runs[0].steps)
+    assert os.path.isfile(tmp_path / "genotypes" / "random_4.json")
