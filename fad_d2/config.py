@@ -74,6 +74,14 @@ def _add_maskiou_config(cfg):
     cfg.MODEL.MASKIOU_HEAD.LOSS_WEIGHT = 1.0  # weight of the L2 MaskIoU loss
 
 
+def _add_model_ema_config(cfg):
+    """``MODEL_EMA``: evaluate an exponential moving average of the weights (beyond the paper;
+    ``fad_d2/engine/ema.py``)."""
+    cfg.MODEL_EMA = CN()
+    cfg.MODEL_EMA.ENABLED = False
+    cfg.MODEL_EMA.DECAY = 0.999  # θ̄ ← d·θ̄ + (1 − d)·θ after every iteration (window ≈ 1 / (1 − d))
+
+
 def _add_search_config(cfg):
     """``SEARCH``: the bilevel architecture search (paper §3.2, appendix 6.1/6.2)."""
     cfg.SEARCH = CN()
@@ -111,7 +119,7 @@ def _add_search_cost_config(cfg):
 def add_fad_config(cfg):
     """Add every fad_d2 key (``MODEL.BACKBONE.FREEZE_ALL``, ``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``,
     ``MODEL.MOBILENET_V2``, ``MODEL.MASKIOU_HEAD``, ``MODEL.FAD``, ``MODEL.FAD_MASK``,
-    ``MODEL.FAD_GENOTYPE_RECORD``, ``SEARCH``, ``SEARCH.COST``) with its default to a Detectron2
+    ``MODEL.FAD_GENOTYPE_RECORD``, ``MODEL_EMA``, ``SEARCH``, ``SEARCH.COST``) with its default to a Detectron2
     ``CfgNode``, in place."""
     _add_backbone_config(cfg)
     _add_fcos_config(cfg)
@@ -125,5 +133,6 @@ def add_fad_config(cfg):
     # saved config.yaml (and every checkpoint) states the architecture, not only a file name.
     cfg.MODEL.FAD_GENOTYPE_RECORD = ""
     _add_maskiou_config(cfg)
+    _add_model_ema_config(cfg)
     _add_search_config(cfg)
     _add_search_cost_config(cfg)

@@ -5,12 +5,13 @@ import os
 
 import detectron2.engine.defaults as d2_defaults
 from detectron2.data import DatasetCatalog, build_detection_train_loader, get_detection_dataset_dicts
-from detectron2.engine import DefaultTrainer
+from detectron2.engine import DefaultTrainer, hooks
 
 from ..data import check_dataset_available, check_images_exist
 from ..evaluation import MaskScoringCOCOEvaluator
 from .amp import AMPTrainer, amp_precision
 from .checkpoint import FADCheckpointer, genotype_record
+from .ema import EMA_KEY, ModelEMAHook, build_model_ema
 
 
 def training_dataset_dicts(cfg):
@@ -64,10 +65,29 @@ class Trainer(DefaultTrainer):
 
     def build_hooks(self):
         """Detectron2's hooks, whose checkpointer (made by ``DefaultTrainer.__init__`` right
-        before this call) becomes a :class:`FADCheckpointer` with the same checkpointables."""
+        before this call) becomes a :class:`FADCheckpointer` with the same checkpointables.  With
+        ``MODEL_EMA.ENABLED`` (a trainer that evaluates) the weight average
+        (:mod:`fad_d2.engine.ema`) is updated before the checkpointer, saved as a checkpointable
+        and evaluated instead of the last weights."""
+        checkpointables = dict(self.checkpointer.checkpointables)
+        self.ema = build_model_ema(self.cfg, self.model) if self.evaluates and self.cfg.MODEL_EMA.ENABLED else None
+        if self.ema is not None:
+            checkpointables[EMA_KEY] = self.ema
         self.checkpointer = FADCheckpointer(self.checkpointer.model, self.cfg.OUTPUT_DIR,
-                                            genotypes=genotype_record(self.cfg), **self.checkpointer.checkpointables)
-        return super().build_hooks()
+                                            genotypes=genotype_record(self.cfg), **checkpointables)
+        ret = super().build_hooks()
+        if self.ema is None:
+            return ret
+        at = next(i for i, h in enumerate(ret) if isinstance(h, (hooks.PeriodicCheckpointer, hooks.EvalHook,
+                                                                  hooks.PeriodicWriter)))
+        ret.insert(at, ModelEMAHook(self.ema))
+        return [hooks.EvalHook(self.cfg.TEST.EVAL_PERIOD, self._test_ema) if isinstance(h, hooks.EvalHook) else h
+                for h in ret]
+
+    def _test_ema(self):
+        """``DefaultTrainer``'s evaluation function, on the weight average."""
+        self._last_eval_results = self.test(self.cfg, self.ema.module)
+        return self._last_eval_results
 
 
 @contextlib.contextmanager

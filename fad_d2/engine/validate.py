@@ -78,7 +78,7 @@ def _check_search(s):
 
 def check_fad_config(cfg):
     """Raise :class:`ConfigError` (or the genotype file's own error) for the first unusable value
-    of ``MODEL.FAD.*``, ``MODEL.FAD_MASK.*``, ``SEARCH.*`` or the head names, and record the
+    of ``MODEL.FAD.*``, ``MODEL.FAD_MASK.*``, ``MODEL_EMA.*``, ``SEARCH.*`` or the head names, and record the
     configured genotypes in ``MODEL.FAD_GENOTYPE_RECORD`` (so that the saved ``config.yaml``
     states the architecture, not only its file name)."""
     fad = cfg.MODEL.FAD
@@ -86,6 +86,10 @@ def check_fad_config(cfg):
     _require(fad.LAYOUT in LAYOUTS, "MODEL.FAD.LAYOUT", fad.LAYOUT, f"one of {list(LAYOUTS)}")
     _check_cells_node(cfg.MODEL.FAD_MASK, "MODEL.FAD_MASK", 1)
     _check_search(cfg.SEARCH)
+    ema = cfg.MODEL_EMA
+    _require(isinstance(ema.ENABLED, bool), "MODEL_EMA.ENABLED", ema.ENABLED, "True or False")
+    _require(_is_number(ema.DECAY) and 0 < ema.DECAY < 1, "MODEL_EMA.DECAY", ema.DECAY,
+             "a number in (0, 1) (the weight of the old average per iteration)")
     try:
         check_head_names(cfg)
     except ValueError as e:
