@@ -5,6 +5,7 @@ import pytest
 import torch
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import EventStorage
 
 import fad_d2  # noqa: F401
@@ -42,7 +43,9 @@ def _probe_maskiou_loss(model, batch):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The demo MS R-CNN trained a few dozen iterations on the small embedded dataset."""
+    """The demo MS R-CNN trained a few dozen iterations on the small embedded dataset (seeded:
+    the weights' initialisation and the sampler's order are the same in every run)."""
+    seed_all_rng(0)
     out = tmp_path_factory.mktemp("ms_rcnn")
     cfg = cpu_cfg(DEMO_MS, *tiny_opts("SOLVER.MAX_ITER", "40", "SOLVER.WARMUP_ITERS", "5",
                                       "SOLVER.CHECKPOINT_PERIOD", "1000", "OUTPUT_DIR", str(out),
