@@ -25,7 +25,7 @@ import torch
 from fad_d2.analyze import analyze_model
 from fad_d2.demo.pretrain import ensure_pretrained_backbone
 from fad_d2.demo.report import markdown_table, plot_comparison, summarize
-from fad_d2.demo.steps import REPO, Progress, Step, final_bbox_metrics
+from fad_d2.demo.steps import REPO, Progress, Step, final_bbox_metrics, thread_env
 from fad_d2.engine.setup import load_cfg
 
 SEARCH_CONFIG = "configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml"
@@ -53,7 +53,7 @@ def main():
     # side by side on one thread each: the supernet's many small ops gain little from a second
     # thread (the search takes as long on two), the big convs of the FAD training do.
     side_by_side = device == "cpu" and (os.cpu_count() or 1) >= 2
-    one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if side_by_side else {}
+    one_thread = thread_env(1) if side_by_side else {}
     search = Step("FAD-FCOS search", "search_net.py", SEARCH_CONFIG, os.path.join(out, "search"),
                   nominal_s=780, env=one_thread)
     genotype = os.path.join(search.output_dir, "genotype_final.json")

@@ -23,9 +23,9 @@ import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Tuple
+from typing import Dict, Tuple
 
-from fad_d2.demo.steps import AP_KEYS, Step, final_bbox_metrics
+from fad_d2.demo.steps import AP_KEYS, Step, final_bbox_metrics, thread_env
 from fad_d2.engine.setup import load_cfg
 from run_demo import FAD_CONFIG, SEARCH_CONFIG, STOCK_CONFIG
 
@@ -44,7 +44,8 @@ TINY = ("SOLVER.MAX_ITER", "4", "SOLVER.STEPS", "(3,)", "SOLVER.WARMUP_ITERS", "
         "INPUT.MAX_SIZE_TEST", "192", "MODEL.FCOS.SCORE_THRESH_TEST", "0.0")  # detections after 4 iterations
 
 
-def variant_steps(name: str, output_dir: str, seed: int, extra_opts, study_dir: str = None) -> Tuple[Step, Step]:
+def variant_steps(name: str, output_dir: str, seed: int, extra_opts, env: Dict[str, str],
+                  study_dir: str = None) -> Tuple[Step, Step]:
     """The search and the training of the derived head of variant ``name``.  With ``study_dir``,
     the unconstrained variant is the study's run of the same seed (``search_<seed>``,
     ``searched_<seed>``: the same configs), reused when it has finished."""
@@ -54,17 +55,15 @@ def variant_steps(name: str, output_dir: str, seed: int, extra_opts, study_dir: 
         search_dir, train_dir = os.path.join(output_dir, name, "search"), os.path.join(output_dir, name, "fad_fcos")
     genotype = os.path.join(search_dir, "genotype_final.json")
     search = Step(f"{name} search", "search_net.py", SEARCH_CONFIG, search_dir,
-                  ["SEED", seed, *VARIANTS[name], *extra_opts])
+                  ["SEED", seed, *VARIANTS[name], *extra_opts], env=env)
     train = Step(f"{name} FAD-FCOS", "train_net.py", FAD_CONFIG, train_dir,
-                 ["SEED", seed, "MODEL.FAD.GENOTYPE", genotype, *extra_opts])
+                 ["SEED", seed, "MODEL.FAD.GENOTYPE", genotype, *extra_opts], env=env)
     return search, train
 
 
-def run_variant(steps: Tuple[Step, Step], device: str, threads: int) -> dict:
+def run_variant(steps: Tuple[Step, Step], device: str) -> dict:
     """Search, train the derived head, evaluate; returns AP, wall times and the cost report."""
     search, train = steps
-    for step in steps:
-        step.env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     times = {"search": search.run(device, os.path.join(search.output_dir, "console.log"))}
     times["train"] = train.run(device, os.path.join(train.output_dir, "console.log"))
     report_path = os.path.join(search.output_dir, "cost_report.json")
@@ -96,14 +95,13 @@ def main(argv=None):
     out = os.path.abspath(args.output_dir)
     study = os.path.abspath(args.study_dir) if args.study_dir else None
     extra = TINY if args.tiny else ()
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    env = thread_env(max(1, (os.cpu_count() or 1) // args.jobs))
     stock_dir = os.path.join(study, f"stock_{args.seed}") if study else os.path.join(out, "fcos")
-    stock = Step("stock FCOS", "train_net.py", STOCK_CONFIG, stock_dir, ["SEED", args.seed, *extra],
-                 env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
-    steps = {name: variant_steps(name, out, args.seed, extra, study) for name in names}
+    stock = Step("stock FCOS", "train_net.py", STOCK_CONFIG, stock_dir, ["SEED", args.seed, *extra], env=env)
+    steps = {name: variant_steps(name, out, args.seed, extra, env, study) for name in names}
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         stock_future = pool.submit(stock.run, args.device, os.path.join(stock_dir, "console.log"))
-        futures = {name: pool.submit(run_variant, steps[name], args.device, threads) for name in names}
+        futures = {name: pool.submit(run_variant, steps[name], args.device) for name in names}
         stock_wall = stock_future.result()
         variants = {name: f.result() for name, f in futures.items()}
     stock_ap = final_bbox_metrics(stock_dir)

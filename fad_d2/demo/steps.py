@@ -116,6 +116,11 @@ class Progress:
         return step.run(device, log_file)
 
 
+def thread_env(threads: int) -> Dict[str, str]:
+    """The environment that caps a step's CPU threads (OpenMP and MKL) at ``threads``."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
 def latest_iteration(output_dir: str) -> str:
     """``iter N, eta H:MM:SS`` from the last metrics line of ``OUTPUT_DIR/log.txt`` (Detectron2's
     ``CommonMetricPrinter``), or ``starting`` before there is one."""

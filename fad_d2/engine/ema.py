@@ -55,7 +55,7 @@ def load_ema_weights(model: torch.nn.Module, checkpoint: dict, filename: str) ->
     keys it did not load) into ``model``; a clear error when ``filename`` holds none."""
     state = checkpoint.get(EMA_KEY)
     if state is None:
-        raise CheckpointError(f"{filename} holds no '{EMA_KEY}' (trained without MODEL_EMA.ENABLED?); set "
-                       f"MODEL_EMA.ENABLED False to evaluate its last weights")
+        raise CheckpointError(f"{filename} holds no '{EMA_KEY}' (trained without MODEL_EMA.ENABLED?); "
+                              f"set MODEL_EMA.ENABLED False to evaluate its last weights")
     weights = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
     unwrap(model).load_state_dict(weights)

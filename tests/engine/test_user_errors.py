@@ -97,7 +97,6 @@ def test_saved_config_records_the_genotype(tmp_path):
     assert record["MODEL.FAD.GENOTYPE"]["genotype"]["groups"][0]["nodes"][0][0]["op"] == "std_3x3_dil2"
 
 
-
 @pytest.mark.parametrize("genotype", [None, "g.json"])
 def test_saved_config_yaml_loads_again(tmp_path, genotype):
     """A run's config.yaml (``cfg.dump()``, as Detectron2's ``default_setup`` writes it) is a
@@ -109,6 +108,7 @@ def test_saved_config_yaml_loads_again(tmp_path, genotype):
     assert genotype_record(again) == genotype_record(cfg)
     assert again.MODEL.FAD_GENOTYPE_RECORD == cfg.MODEL.FAD_GENOTYPE_RECORD
     assert bool(genotype_record(cfg)) == (genotype is not None)
+
 
 # ------------------------------------------------------------------ checkpoints
 
