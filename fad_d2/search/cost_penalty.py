@@ -24,6 +24,11 @@ budget)::
     loss_cost = weight · max(0, E[cost] / budget − 1),    budget = target · stock head's cost
 
 ``weight = 0`` is never built (the trainer then runs the paper's α step unchanged).
+
+Floor: the cheapest head derivation can give (every kept edge the cheapest op of the table),
+``fixed + Σ_g M_g · (cell_g + Σ_j min(2, j) · min_k edge_g[k])``.  A budget below it cannot be
+met by any α; the search says so when it starts (a warning: the penalty still pulls toward the
+floor) and reports it beside the derived head's cost.
 """
 import json
 import logging
@@ -116,12 +121,37 @@ class CostPenalty:
             total += cost.num_cells * (cost.cell_cost + edges)
         return total
 
+    def floor(self) -> Tuple[float, Tuple[str, ...]]:
+        """``(cost, ops)``: the cost of the cheapest head derivation can give and, per group, the
+        op of its edges (every kept edge the group's cheapest op; see the module docstring)."""
+        total, ops = self.fixed_cost, []
+        for group, cost in zip(self.groups, self.costs):
+            cheapest = min(range(len(self.ops)), key=lambda k: cost.op_costs[k])
+            num_kept = sum(kept_edges(j) for j in range(1, group.num_nodes + 1))
+            total += cost.num_cells * (cost.cell_cost + num_kept * cost.op_costs[cheapest])
+            ops.append(self.ops[cheapest])
+        return total, tuple(ops)
+
     def report(self) -> dict:
-        """The derived head's cost (from the current α) beside the budget and the stock head."""
+        """The derived head's cost (from the current α) beside the budget, the floor (the
+        cheapest derivable head) and the stock head."""
         derived = self.derived_cost([g.derive() for g in self.groups])
+        floor, _ = self.floor()
         return {"metric": self.metric, "derived": derived, "budget": self.budget,
-                "stock": self.stock_cost, "derived_vs_stock": derived / self.stock_cost,
-                "budget_vs_stock": self.budget / self.stock_cost, "within_budget": derived <= self.budget}
+                "stock": self.stock_cost, "floor": floor, "derived_vs_stock": derived / self.stock_cost,
+                "budget_vs_stock": self.budget / self.stock_cost, "floor_vs_stock": floor / self.stock_cost,
+                "within_budget": derived <= self.budget}
+
+    def warn_if_unreachable(self) -> bool:
+        """Log a warning when the budget is below :meth:`floor`; returns whether it is."""
+        floor, ops = self.floor()
+        if floor <= self.budget:
+            return False
+        logger.warning("SEARCH.COST.TARGET %.3g is out of reach: the cheapest head this search can derive (every "
+                       "kept edge %s) costs %.3f× the stock head's %s; the penalty pulls toward it, the budget "
+                       "stays unmet", self.budget / self.stock_cost, " / ".join(dict.fromkeys(ops)),
+                       floor / self.stock_cost, self.metric)
+        return True
 
 
 class CostReportHook(HookBase):
@@ -138,9 +168,10 @@ class CostReportHook(HookBase):
             return
         report = self.penalty.report()
         self.trainer.storage.put_scalar("cost/derived_vs_stock", report["derived_vs_stock"], smoothing_hint=False)
-        logger.info("derived head's %s: %.4g = %.3f× the stock head's, budget %.3f× (%s)", report["metric"],
-                    report["derived"], report["derived_vs_stock"], report["budget_vs_stock"],
-                    "within" if report["within_budget"] else "over")
+        logger.info("derived head's %s: %.4g = %.3f× the stock head's, budget %.3f× (%s); cheapest derivable "
+                    "head %.3f×", report["metric"], report["derived"], report["derived_vs_stock"],
+                    report["budget_vs_stock"], "within" if report["within_budget"] else "over",
+                    report["floor_vs_stock"])
         if comm.is_main_process():
             with open(os.path.join(self.output_dir, COST_REPORT), "w") as f:
                 json.dump(report, f, indent=2)
@@ -159,5 +190,7 @@ def cost_penalty_from_config(cfg, groups) -> Optional[CostPenalty]:
     for group, num_cells in zip(groups, cfg.MODEL.FAD.NUM_CELLS):
         edges = values["edges"][str(group.cells[0].edges[0].inner_channels)]  # this group's c′
         costs.append(GroupCost(tuple(edges[op] for op in space.ops), values["cell"], num_cells))
-    return CostPenalty(groups, costs, space.ops, fixed_cost=values["predictors"], stock_cost=values["stock_head"],
-                       target=cost.TARGET, weight=cost.WEIGHT, metric=cost.METRIC)
+    penalty = CostPenalty(groups, costs, space.ops, fixed_cost=values["predictors"], stock_cost=values["stock_head"],
+                          target=cost.TARGET, weight=cost.WEIGHT, metric=cost.METRIC)
+    penalty.warn_if_unreachable()
+    return penalty

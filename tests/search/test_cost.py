@@ -14,6 +14,7 @@ from fad_d2.analyze import count_flops
 from fad_d2.search import SearchTrainer, search_groups
 from fad_d2.search.cost_penalty import COST_REPORT, CostPenalty, cost_penalty_from_config
 from fad_d2.space import architecture_parameters, load_genotype, weight_parameters
+from fad_d2.space.genotype import CellGenotype, EdgeChoice
 from tests.conftest import REPO
 from tests.search.utils import SEARCH_CONFIG, tiny_search_cfg
 
@@ -99,6 +100,32 @@ def test_expected_cost_gradient_reaches_alpha_only(tmp_path, table_dir):
     mean_cell = [c.cell_cost + 5 * sum(c.op_costs) / len(c.op_costs) for c in penalty.costs]
     expected = penalty.fixed_cost + sum(c.num_cells * m for c, m in zip(penalty.costs, mean_cell))
     assert penalty.expected_cost().item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_floor_is_the_cheapest_derivable_head_and_an_unreachable_budget_is_named(tmp_path, table_dir, caplog):
+    _, _, groups, penalty = search_model_and_penalty(tmp_path, table_dir, "SEARCH.COST.TARGET", "0.5")
+    floor, ops = penalty.floor()
+    for g, cost, op in zip(groups, penalty.costs, ops):
+        assert cost.op_costs[penalty.ops.index(op)] == min(cost.op_costs)
+    cheapest = [CellGenotype([[EdgeChoice(op, i) for i in range(min(2, j))] for j in range(1, g.num_nodes + 1)])
+                for g, op in zip(groups, ops)]
+    assert floor == pytest.approx(penalty.derived_cost(cheapest))
+    for g in groups:  # any derivable head costs at least the floor
+        torch.nn.init.normal_(g.alpha)
+        assert penalty.derived_cost([g.derive() for g in groups]) >= floor
+    report = penalty.report()
+    assert report["floor_vs_stock"] == pytest.approx(floor / penalty.stock_cost)
+
+    low = CostPenalty(groups, penalty.costs, penalty.ops, fixed_cost=penalty.fixed_cost,
+                      stock_cost=penalty.stock_cost, target=0.99 * floor / penalty.stock_cost, weight=1.0,
+                      metric="flops")
+    with caplog.at_level("WARNING", logger=cost_penalty_module.__name__):
+        assert low.warn_if_unreachable()
+    assert "out of reach" in caplog.text and f"every kept edge {ops[0]}" in caplog.text
+    reachable = CostPenalty(groups, penalty.costs, penalty.ops, fixed_cost=penalty.fixed_cost,
+                            stock_cost=penalty.stock_cost, target=floor / penalty.stock_cost, weight=1.0,
+                            metric="flops")
+    assert not reachable.warn_if_unreachable()
 
 
 def _alpha_after_one_step(trainer, batch, alpha0, opt_state, penalty):
