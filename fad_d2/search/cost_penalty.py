@@ -42,6 +42,7 @@ from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 
 from ..cost import cost_table_from_config
+from ..engine.setup import load_cfg
 from ..space import get_search_space
 from ..space.genotype import CellGenotype, cell_edges, kept_edges
 
@@ -176,6 +177,23 @@ class CostReportHook(HookBase):
             with open(os.path.join(self.output_dir, COST_REPORT), "w") as f:
                 json.dump(report, f, indent=2)
 
+def warn_if_not_the_trained_head(cfg) -> bool:
+    """Log a warning when ``SEARCH.TRAIN_CONFIG`` (the config that trains the derived head) has
+    another M or c′ (``MODEL.FAD.NUM_CELLS`` / ``INNER_CHANNELS``) than this search config, whose
+    values the cost model prices; returns whether it did."""
+    path = cfg.SEARCH.TRAIN_CONFIG
+    if not path or not os.path.isfile(path):
+        return False
+    trained = load_cfg(path, check=False).MODEL.FAD
+    here = cfg.MODEL.FAD
+    differ = [key for key in ("NUM_CELLS", "INNER_CHANNELS") if list(trained[key]) != list(here[key])]
+    for key in differ:
+        logger.warning("the cost model prices MODEL.FAD.%s %s (this config), but SEARCH.TRAIN_CONFIG %s trains %s: "
+                       "set MODEL.FAD.%s to the trained head's for a budget that holds for it",
+                       key, list(here[key]), path, list(trained[key]), key)
+    return bool(differ)
+
+
 def cost_penalty_from_config(cfg, groups) -> Optional[CostPenalty]:
     """The :class:`CostPenalty` of ``SEARCH.COST`` for the search ``groups`` of a FAD head (module
     order: box, cls, as ``MODEL.FAD.NUM_CELLS``); ``None`` when ``SEARCH.COST.WEIGHT`` is 0."""
@@ -190,6 +208,7 @@ def cost_penalty_from_config(cfg, groups) -> Optional[CostPenalty]:
     for group, num_cells in zip(groups, cfg.MODEL.FAD.NUM_CELLS):
         edges = values["edges"][str(group.cells[0].edges[0].inner_channels)]  # this group's c′
         costs.append(GroupCost(tuple(edges[op] for op in space.ops), values["cell"], num_cells))
+    warn_if_not_the_trained_head(cfg)
     penalty = CostPenalty(groups, costs, space.ops, fixed_cost=values["predictors"], stock_cost=values["stock_head"],
                           target=cost.TARGET, weight=cost.WEIGHT, metric=cost.METRIC)
     penalty.warn_if_unreachable()
