@@ -11,6 +11,7 @@ from detectron2.utils.events import EventStorage
 import fad_d2.cost as cost_module
 import fad_d2.search.cost_penalty as cost_penalty_module
 from fad_d2.analyze import count_flops
+from fad_d2.engine.setup import load_cfg
 from fad_d2.search import SearchTrainer, search_groups
 from fad_d2.search.cost_penalty import COST_REPORT, CostPenalty, cost_penalty_from_config
 from fad_d2.space import architecture_parameters, load_genotype, weight_parameters
@@ -126,6 +127,18 @@ def test_floor_is_the_cheapest_derivable_head_and_an_unreachable_budget_is_named
                             stock_cost=penalty.stock_cost, target=floor / penalty.stock_cost, weight=1.0,
                             metric="flops")
     assert not reachable.warn_if_unreachable()
+
+
+def test_a_trained_head_other_than_the_priced_one_is_named(tmp_path, caplog):
+    """The cost model prices this config's M and c′; SEARCH.TRAIN_CONFIG may train others."""
+    shipped = load_cfg(SEARCH_CONFIG, ["MODEL.DEVICE", "cpu"])
+    assert shipped.SEARCH.TRAIN_CONFIG
+    with caplog.at_level("WARNING", logger=cost_penalty_module.__name__):
+        assert not cost_penalty_module.warn_if_not_the_trained_head(shipped), "the demo search prices the demo's head"
+        assert cost_penalty_module.warn_if_not_the_trained_head(tiny_search_cfg(tmp_path))  # c′ 32, trained at 64
+    assert "MODEL.FAD.INNER_CHANNELS [32, 32]" in caplog.text and "[64, 64]" in caplog.text
+    assert "NUM_CELLS" not in caplog.text
+    assert not cost_penalty_module.warn_if_not_the_trained_head(tiny_search_cfg(tmp_path, "SEARCH.TRAIN_CONFIG", ""))
 
 
 def _alpha_after_one_step(trainer, batch, alpha0, opt_state, penalty):
