@@ -177,6 +177,7 @@ class CostReportHook(HookBase):
             with open(os.path.join(self.output_dir, COST_REPORT), "w") as f:
                 json.dump(report, f, indent=2)
 
+
 def warn_if_not_the_trained_head(cfg) -> bool:
     """Log a warning when ``SEARCH.TRAIN_CONFIG`` (the config that trains the derived head) has
     another M or c′ (``MODEL.FAD.NUM_CELLS`` / ``INNER_CHANNELS``) than this search config, whose

@@ -111,22 +111,20 @@ def test_floor_is_the_cheapest_derivable_head_and_an_unreachable_budget_is_named
     cheapest = [CellGenotype([[EdgeChoice(op, i) for i in range(min(2, j))] for j in range(1, g.num_nodes + 1)])
                 for g, op in zip(groups, ops)]
     assert floor == pytest.approx(penalty.derived_cost(cheapest))
-    for g in groups:  # any derivable head costs at least the floor
-        torch.nn.init.normal_(g.alpha)
+    for randomised in groups:  # any derivable head costs at least the floor
+        torch.nn.init.normal_(randomised.alpha)
         assert penalty.derived_cost([g.derive() for g in groups]) >= floor
     report = penalty.report()
     assert report["floor_vs_stock"] == pytest.approx(floor / penalty.stock_cost)
 
-    low = CostPenalty(groups, penalty.costs, penalty.ops, fixed_cost=penalty.fixed_cost,
-                      stock_cost=penalty.stock_cost, target=0.99 * floor / penalty.stock_cost, weight=1.0,
-                      metric="flops")
+    def with_target(fraction):
+        return CostPenalty(groups, penalty.costs, penalty.ops, fixed_cost=penalty.fixed_cost,
+                           stock_cost=penalty.stock_cost, target=fraction, weight=1.0, metric="flops")
+
     with caplog.at_level("WARNING", logger=cost_penalty_module.__name__):
-        assert low.warn_if_unreachable()
+        assert with_target(0.99 * floor / penalty.stock_cost).warn_if_unreachable()
     assert "out of reach" in caplog.text and f"every kept edge {ops[0]}" in caplog.text
-    reachable = CostPenalty(groups, penalty.costs, penalty.ops, fixed_cost=penalty.fixed_cost,
-                            stock_cost=penalty.stock_cost, target=floor / penalty.stock_cost, weight=1.0,
-                            metric="flops")
-    assert not reachable.warn_if_unreachable()
+    assert not with_target(floor / penalty.stock_cost).warn_if_unreachable()
 
 
 def test_a_trained_head_other_than_the_priced_one_is_named(tmp_path, caplog):
