@@ -25,7 +25,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Tuple
 
-from fad_d2.demo.steps import AP_KEYS, Step, final_bbox_metrics, thread_env
+from fad_d2.demo.steps import AP_KEYS, Step, final_bbox_metrics, thread_env, threads_per_job
 from fad_d2.engine.setup import load_cfg
 from run_demo import FAD_CONFIG, SEARCH_CONFIG, STOCK_CONFIG
 
@@ -95,7 +95,7 @@ def main(argv=None):
     out = os.path.abspath(args.output_dir)
     study = os.path.abspath(args.study_dir) if args.study_dir else None
     extra = TINY if args.tiny else ()
-    env = thread_env(max(1, (os.cpu_count() or 1) // args.jobs))
+    env = thread_env(threads_per_job(args.jobs))
     stock_dir = os.path.join(study, f"stock_{args.seed}") if study else os.path.join(out, "fcos")
     stock = Step("stock FCOS", "train_net.py", STOCK_CONFIG, stock_dir, ["SEED", args.seed, *extra], env=env)
     steps = {name: variant_steps(name, out, args.seed, extra, env, study) for name in names}

@@ -33,7 +33,7 @@ from fad_d2.analyze import analyze_model
 from fad_d2.demo.pretrain import ensure_pretrained_backbone
 from fad_d2.demo.report import markdown_table, plot_comparison, runs_table, summarize
 from fad_d2.data.synthetic import ensure_split
-from fad_d2.demo.steps import Progress, Step, final_bbox_metrics, thread_env
+from fad_d2.demo.steps import Progress, Step, final_bbox_metrics, thread_env, threads_per_job
 from fad_d2.engine.setup import load_cfg
 from fad_d2.space import sample_random_genotype, save_genotype
 
@@ -170,7 +170,7 @@ def main(argv=None):
     opts = list(args.opts)
     if "MODEL.WEIGHTS" not in opts[::2]:
         ensure_pretrained_backbone(os.path.join(work_dir, "pretrain"), args.device)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = threads_per_job(args.jobs)
     env = thread_env(threads)
     for split in ("train", "val"):  # generated once here, not by the parallel runs
         ensure_split(split)

@@ -121,6 +121,12 @@ def thread_env(threads: int) -> Dict[str, str]:
     return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
+def threads_per_job(jobs: int) -> int:
+    """The CPU threads each of ``jobs`` runs side by side gets: this machine's cores shared out,
+    at least one."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def latest_iteration(output_dir: str) -> str:
     """``iter N, eta H:MM:SS`` from the last metrics line of ``OUTPUT_DIR/log.txt`` (Detectron2's
     ``CommonMetricPrinter``), or ``starting`` before there is one."""

@@ -181,10 +181,16 @@ class CostReportHook(HookBase):
 def warn_if_not_the_trained_head(cfg) -> bool:
     """Log a warning when ``SEARCH.TRAIN_CONFIG`` (the config that trains the derived head) has
     another M or c′ (``MODEL.FAD.NUM_CELLS`` / ``INNER_CHANNELS``) than this search config, whose
-    values the cost model prices; returns whether it did."""
+    values the cost model prices, or when that file is not there (relative paths are read from the
+    working directory, like every path in a Detectron2 config); returns whether it warned."""
     path = cfg.SEARCH.TRAIN_CONFIG
-    if not path or not os.path.isfile(path):
+    if not path:
         return False
+    if not os.path.isfile(path):
+        logger.warning("SEARCH.TRAIN_CONFIG %s: no such file (from the working directory %s), so the head the cost "
+                       "model prices (MODEL.FAD.NUM_CELLS %s, INNER_CHANNELS %s) is not checked against the trained one",
+                       path, os.getcwd(), list(cfg.MODEL.FAD.NUM_CELLS), list(cfg.MODEL.FAD.INNER_CHANNELS))
+        return True
     trained = load_cfg(path, check=False).MODEL.FAD
     here = cfg.MODEL.FAD
     differ = [key for key in ("NUM_CELLS", "INNER_CHANNELS") if list(trained[key]) != list(here[key])]

@@ -138,6 +138,12 @@ def test_a_trained_head_other_than_the_priced_one_is_named(tmp_path, caplog):
     assert "NUM_CELLS" not in caplog.text
     assert not cost_penalty_module.warn_if_not_the_trained_head(tiny_search_cfg(tmp_path, "SEARCH.TRAIN_CONFIG", ""))
 
+    caplog.clear()
+    missing = str(tmp_path / "no_such_train.yaml")
+    with caplog.at_level("WARNING", logger=cost_penalty_module.__name__):
+        assert cost_penalty_module.warn_if_not_the_trained_head(tiny_search_cfg(tmp_path, "SEARCH.TRAIN_CONFIG", missing))
+    assert f"SEARCH.TRAIN_CONFIG {missing}: no such file" in caplog.text
+
 
 def _alpha_after_one_step(trainer, batch, alpha0, opt_state, penalty):
     """α after one α step on ``batch`` from α = ``alpha0``, the α optimizer at ``opt_state`` and
