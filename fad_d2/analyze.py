@@ -4,11 +4,17 @@
     python -m fad_d2.analyze --config-file CFG --genotype G.json --json MODEL.FAD.INNER_CHANNELS "[128,128]"
 
 FLOPs are fvcore's counts (one per multiply-add) for one image of ``--size H W`` (default the
-config's test size, 800×1333 for COCO configs); the mask head is counted per RoI.
+config's test size, 800×1333 for COCO configs, which the FPN pads to 800×1344; the paper's tables
+count 800×1280: ``--size 800 1280``); the mask head is counted per RoI.  A two-stage model is
+counted part by part with fixed RoI numbers, so that the count does not depend on what an untrained
+RPN proposes: backbone + FPN and the RPN head on the image, the box head on
+``MODEL.RPN.POST_NMS_TOPK_TEST`` RoIs, the mask head (and a MaskIoU head) on
+``TEST.DETECTIONS_PER_IMAGE`` RoIs (1000 and 100 for COCO, as in mmdetection's FLOPs counter).
 """
 import argparse
 import json
 import logging
+from typing import Dict
 
 import torch
 from detectron2.modeling import build_model
@@ -40,28 +46,58 @@ def _num_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
+ROI_KIND = {"box_head": "box", "mask_head": "mask", "maskiou_head": "mask"}  # which RoI number a part runs on
+
+
+def two_stage_flops(model, cfg, image) -> Dict[str, float]:
+    """GFLOPs of a two-stage model's parts for one image (Tensor[3, H, W]) with fixed RoI numbers:
+    {"backbone", "rpn", "box_head", "mask_head"[, "maskiou_head"]} (the keys of the heads it has)."""
+    padded = model.preprocess_image([{"image": image}]).tensor
+    features = model.backbone(padded)
+    rpn = model.proposal_generator
+    roi_heads = model.roi_heads
+    channels = cfg.MODEL.FPN.OUT_CHANNELS
+    box_rois, mask_rois = cfg.MODEL.RPN.POST_NMS_TOPK_TEST, cfg.TEST.DETECTIONS_PER_IMAGE
+    box_res, mask_res = cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION, cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
+    parts = {
+        "backbone": count_flops(model.backbone, (padded,)),
+        "rpn": count_flops(rpn.rpn_head, ([features[f] for f in rpn.in_features],)),
+        "box_head": box_rois * count_flops(nn.Sequential(roi_heads.box_head, roi_heads.box_predictor),
+                                           (torch.zeros(1, channels, box_res, box_res),)),
+    }
+    mask_features = torch.zeros(1, channels, mask_res, mask_res)
+    if getattr(roi_heads, "mask_on", False):
+        parts["mask_head"] = mask_rois * count_flops(_MaskHeadLayers(roi_heads.mask_head), (mask_features,))
+    if hasattr(roi_heads, "maskiou_head"):
+        parts["maskiou_head"] = mask_rois * count_flops(
+            roi_heads.maskiou_head, (mask_features, torch.zeros(1, 1, 2 * mask_res, 2 * mask_res)))
+    return {name: flops / 1e9 for name, flops in parts.items()}
+
+
 @torch.no_grad()
 def analyze_model(cfg, height, width):
-    """{"head": {params, gflops}, "model": {params, gflops}} of ``cfg``'s model for an H×W image."""
+    """{"head": {params, gflops}, "model": {params, gflops[, parts]}} of ``cfg``'s model for an
+    H×W image (``parts``: :func:`two_stage_flops`, for a two-stage model)."""
     model = build_model(cfg).eval()
     image = torch.zeros(3, height, width)
-    whole = FlopCountAnalysis(model, [{"image": image, "height": height, "width": width}])
-    whole = whole.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     if replaceable_head(cfg).needs_mask_on:
         head = model.roi_heads.mask_head
         res = cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
         head_flops = count_flops(_MaskHeadLayers(head), (torch.zeros(1, cfg.MODEL.FPN.OUT_CHANNELS, res, res),))
         head_note = "per RoI"
+        parts = two_stage_flops(model, cfg, image)
+        whole = {"params": _num_params(model), "gflops": sum(parts.values()), "parts": parts,
+                 "rois": {"box": cfg.MODEL.RPN.POST_NMS_TOPK_TEST, "mask": cfg.TEST.DETECTIONS_PER_IMAGE}}
     else:
         images = model.preprocess_image([{"image": image}])
         features = model.backbone(images.tensor)
         head = model.head
         head_flops = count_flops(head, ([features[f] for f in model.head_in_features],))
         head_note = "all FPN levels"
-    return {
-        "head": {"params": _num_params(head), "gflops": head_flops / 1e9, "flops_for": head_note},
-        "model": {"params": _num_params(model), "gflops": whole.total() / 1e9},
-    }
+        flops = FlopCountAnalysis(model, [{"image": image, "height": height, "width": width}])
+        flops = flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        whole = {"params": _num_params(model), "gflops": flops.total() / 1e9}
+    return {"head": {"params": _num_params(head), "gflops": head_flops / 1e9, "flops_for": head_note}, "model": whole}
 
 
 def analyze(config_file, opts=(), genotype=None, size=None):
@@ -89,6 +125,10 @@ def format_table(result):
         rows.append((f"{name} head ({r['head']['flops_for']})", f"{r['head']['params'] / 1e6:.2f}",
                      f"{r['head']['gflops']:.1f}"))
         rows.append((f"{name} whole model", f"{r['model']['params'] / 1e6:.2f}", f"{r['model']['gflops']:.1f}"))
+        rois = r["model"].get("rois", {})
+        for part, gflops in r["model"].get("parts", {}).items():
+            count = rois.get(ROI_KIND.get(part))
+            rows.append((f"  {part}" + (f" ({count} RoIs)" if count else ""), "", f"{gflops:.1f}"))
     width = max(len(r[0]) for r in rows)
     h, w = result["image_size"]
     lines = [f"{result['config']} at {h}x{w}"]

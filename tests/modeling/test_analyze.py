@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import fad_d2  # noqa: F401
 from fad_d2.analyze import analyze
 from tests.conftest import REPO, config_path
@@ -38,3 +40,21 @@ def test_cli_json_on_demo_mask_config():
     assert result["head_key"] == "MODEL.ROI_MASK_HEAD.NAME"
     assert result["head_name"] == "FADMaskHead" and result["ours"]["head"]["flops_for"] == "per RoI"
     assert result["ours"]["head"]["params"] != result["stock"]["head"]["params"]
+
+
+def test_two_stage_count_is_fixed_by_the_roi_numbers():
+    """An untrained RPN proposes a random number of boxes: the count fixes the RoIs instead."""
+    result = analyze(config_path("Demo/ms_rcnn_R_18_FPN_demo.yaml"), size=(128, 128))
+    ours = result["ours"]["model"]
+    assert ours == result["stock"]["model"]  # two builds with their own random weights count the same
+    parts = ours["parts"]
+    assert set(parts) == {"backbone", "rpn", "box_head", "mask_head", "maskiou_head"}
+    assert ours["gflops"] == pytest.approx(sum(parts.values()))
+    assert ours["rois"] == {"box": 1000, "mask": 100}
+    assert parts["mask_head"] == pytest.approx(100 * result["ours"]["head"]["gflops"])  # per RoI × 100
+    fewer = analyze(config_path("Demo/ms_rcnn_R_18_FPN_demo.yaml"), ["MODEL.RPN.POST_NMS_TOPK_TEST", "500",
+                                                                      "TEST.DETECTIONS_PER_IMAGE", "20"], size=(128, 128))
+    fewer = fewer["ours"]["model"]["parts"]
+    assert fewer["box_head"] == pytest.approx(parts["box_head"] / 2)
+    assert fewer["maskiou_head"] == pytest.approx(parts["maskiou_head"] / 5)
+    assert fewer["backbone"] == parts["backbone"] and fewer["rpn"] == parts["rpn"]
