@@ -49,27 +49,33 @@ def _num_params(module):
 ROI_KIND = {"box_head": "box", "mask_head": "mask", "maskiou_head": "mask"}  # which RoI number a part runs on
 
 
+def roi_numbers(cfg) -> Dict[str, int]:
+    """The fixed RoI numbers a two-stage model is counted with: {"box", "mask"} (see ``ROI_KIND``)."""
+    return {"box": cfg.MODEL.RPN.POST_NMS_TOPK_TEST, "mask": cfg.TEST.DETECTIONS_PER_IMAGE}
+
+
 def two_stage_flops(model, cfg, image) -> Dict[str, float]:
-    """GFLOPs of a two-stage model's parts for one image (Tensor[3, H, W]) with fixed RoI numbers:
-    {"backbone", "rpn", "box_head", "mask_head"[, "maskiou_head"]} (the keys of the heads it has)."""
+    """GFLOPs of a two-stage model's parts for one image (Tensor[3, H, W]) with the RoI numbers of
+    :func:`roi_numbers`: {"backbone", "rpn", "box_head", "mask_head"[, "maskiou_head"]} (the keys of
+    the heads it has)."""
     padded = model.preprocess_image([{"image": image}]).tensor
     features = model.backbone(padded)
     rpn = model.proposal_generator
     roi_heads = model.roi_heads
     channels = cfg.MODEL.FPN.OUT_CHANNELS
-    box_rois, mask_rois = cfg.MODEL.RPN.POST_NMS_TOPK_TEST, cfg.TEST.DETECTIONS_PER_IMAGE
+    rois = roi_numbers(cfg)
     box_res, mask_res = cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION, cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
     parts = {
         "backbone": count_flops(model.backbone, (padded,)),
         "rpn": count_flops(rpn.rpn_head, ([features[f] for f in rpn.in_features],)),
-        "box_head": box_rois * count_flops(nn.Sequential(roi_heads.box_head, roi_heads.box_predictor),
+        "box_head": rois["box"] * count_flops(nn.Sequential(roi_heads.box_head, roi_heads.box_predictor),
                                            (torch.zeros(1, channels, box_res, box_res),)),
     }
     mask_features = torch.zeros(1, channels, mask_res, mask_res)
     if getattr(roi_heads, "mask_on", False):
-        parts["mask_head"] = mask_rois * count_flops(_MaskHeadLayers(roi_heads.mask_head), (mask_features,))
+        parts["mask_head"] = rois["mask"] * count_flops(_MaskHeadLayers(roi_heads.mask_head), (mask_features,))
     if hasattr(roi_heads, "maskiou_head"):
-        parts["maskiou_head"] = mask_rois * count_flops(
+        parts["maskiou_head"] = rois["mask"] * count_flops(
             roi_heads.maskiou_head, (mask_features, torch.zeros(1, 1, 2 * mask_res, 2 * mask_res)))
     return {name: flops / 1e9 for name, flops in parts.items()}
 
@@ -87,7 +93,7 @@ def analyze_model(cfg, height, width):
         head_note = "per RoI"
         parts = two_stage_flops(model, cfg, image)
         whole = {"params": _num_params(model), "gflops": sum(parts.values()), "parts": parts,
-                 "rois": {"box": cfg.MODEL.RPN.POST_NMS_TOPK_TEST, "mask": cfg.TEST.DETECTIONS_PER_IMAGE}}
+                 "rois": roi_numbers(cfg)}
     else:
         images = model.preprocess_image([{"image": image}])
         features = model.backbone(images.tensor)
