@@ -16,6 +16,10 @@ def _add_fcos_config(cfg):
     cfg.MODEL.FCOS.NUM_CONVS = 4  # convs per tower of the stock head
     cfg.MODEL.FCOS.NORM = "GN"  # norm of the stock head's tower convs
     cfg.MODEL.FCOS.PRIOR_PROB = 0.01  # classification bias init, -log((1 - p) / p)
+    # Box-regression bias init, in strides: Detectron2's FCOS passes the deltas through a ReLU, so a
+    # channel whose initial outputs are all <= 0 gets no GIoU gradient and may never train (0 =
+    # Detectron2's and the paper's init; the demo uses 1).
+    cfg.MODEL.FCOS.BBOX_REG_BIAS_INIT = 0.0
     cfg.MODEL.FCOS.CENTER_SAMPLING_RADIUS = 1.5  # in units of the level's stride
     cfg.MODEL.FCOS.FOCAL_LOSS_ALPHA = 0.25
     cfg.MODEL.FCOS.FOCAL_LOSS_GAMMA = 2.0

@@ -1,7 +1,8 @@
 """FAD heads for the one-stage detectors: ``FADHead`` (FCOS) and ``FADRetinaNetHead``.
 
 Both replace the two stock towers by :class:`FADModule` and keep the stock predictors (3×3 convs,
-N(0, 0.01) init, classification bias from the prior probability).  Select them from YAML with
+N(0, 0.01) init, classification bias from the prior probability; FCOS's box-regression bias from
+``MODEL.FCOS.BBOX_REG_BIAS_INIT``, as for the stock head).  Select them from YAML with
 ``MODEL.FCOS.HEAD_NAME: FADHead`` or ``MODEL.RETINANET.HEAD_NAME: FADRetinaNetHead``; the module
 is configured by ``MODEL.FAD.*`` (a search supernet without ``MODEL.FAD.GENOTYPE``).
 """
@@ -45,7 +46,7 @@ class _FADDenseHead(nn.Module):
 
     @configurable
     def __init__(self, *, fad_module: FADModule, channels: int, num_classes: int, num_anchors: int,
-                 prior_prob: float, centerness: bool):
+                 prior_prob: float, centerness: bool, bbox_reg_bias_init: float = 0.0):
         super().__init__()
         self.fad = fad_module
         self.cls_score = nn.Conv2d(channels, num_anchors * num_classes, 3, padding=1)
@@ -56,6 +57,7 @@ class _FADDenseHead(nn.Module):
                 nn.init.normal_(layer.weight, std=0.01)
                 nn.init.constant_(layer.bias, 0.0)
         nn.init.constant_(self.cls_score.bias, -math.log((1 - prior_prob) / prior_prob))
+        nn.init.constant_(self.bbox_pred.bias, bbox_reg_bias_init)
 
     def forward(self, features: List[torch.Tensor]):
         logits, bbox_reg, ctrness = [], [], []
@@ -81,6 +83,7 @@ class FADHead(_FADDenseHead):
             "num_anchors": 1,
             "prior_prob": cfg.MODEL.FCOS.PRIOR_PROB,
             "centerness": True,
+            "bbox_reg_bias_init": cfg.MODEL.FCOS.BBOX_REG_BIAS_INIT,
         }
 
 

@@ -7,6 +7,7 @@ losses and inference are Detectron2's own, which ``tests/modeling/test_parity.py
 from typing import List
 
 import torch
+from torch import nn
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
@@ -36,12 +37,14 @@ class FCOSHead(d2_fcos.FCOSHead):
     """Detectron2's stock FCOS head (two towers of ``NUM_CONVS`` 3×3 convs), built from YAML."""
 
     @configurable
-    def __init__(self, **kwargs):
+    def __init__(self, *, bbox_reg_bias_init: float = 0.0, **kwargs):
         super().__init__(**kwargs)
+        nn.init.constant_(self.bbox_pred.bias, bbox_reg_bias_init)
 
     @classmethod
     def from_config(cls, cfg, input_shape: List[ShapeSpec]):
         return {
+            "bbox_reg_bias_init": cfg.MODEL.FCOS.BBOX_REG_BIAS_INIT,
             "input_shape": input_shape,
             "conv_dims": [input_shape[0].channels] * cfg.MODEL.FCOS.NUM_CONVS,
             "num_classes": cfg.MODEL.FCOS.NUM_CLASSES,

@@ -72,6 +72,27 @@ def test_prior_probability_bias():
     assert torch.allclose(torch.sigmoid(head.cls_score.bias), torch.full_like(head.cls_score.bias, 0.01))
 
 
+@pytest.mark.parametrize("head_name", ["FCOSHead", "FADHead"])
+def test_box_regression_bias_init_decides_whether_giou_trains_the_box_conv(head_name):
+    """Detectron2's FCOS passes the box deltas through a ReLU: started at or below 0 (the trap a
+    seed fell into with Detectron2's zero init) the box conv gets no GIoU gradient at all; from
+    MODEL.FCOS.BBOX_REG_BIAS_INIT 1 (one stride) every channel gets one."""
+    def box_bias_grad(bias_init):
+        torch.manual_seed(0)
+        opts = ["MODEL.FCOS.HEAD_NAME", head_name, "MODEL.FCOS.BBOX_REG_BIAS_INIT", str(bias_init)]
+        model = build_model(_fad_cfg("fcos", *opts) if head_name == "FADHead" else
+                            cpu_cfg(config_path(DETECTORS["fcos"][0]), *opts))
+        assert torch.equal(model.head.bbox_pred.bias.detach(), torch.full((4,), float(bias_init)))
+        model.train()
+        with EventStorage():
+            losses = model(detection_batch(num_classes=8))
+        losses["loss_fcos_loc"].backward()
+        return model.head.bbox_pred.bias.grad
+
+    assert torch.count_nonzero(box_bias_grad(-1.0)) == 0
+    assert torch.count_nonzero(box_bias_grad(1.0)) == 4
+
+
 def _groups_feed(module, x):
     """(box, cls) outputs and their gradients w.r.t. each group's parameters."""
     box, cls = module(x)
