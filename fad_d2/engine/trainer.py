@@ -10,6 +10,7 @@ from detectron2.engine import DefaultTrainer, hooks
 from ..data import check_dataset_available, check_images_exist
 from ..evaluation import MaskScoringCOCOEvaluator
 from .amp import AMPTrainer, amp_precision
+from .box_watch import BoxRegressionWatch
 from .checkpoint import FADCheckpointer, genotype_record
 from .ema import EMA_KEY, ModelEMAHook, build_model_ema
 
@@ -68,14 +69,15 @@ class Trainer(DefaultTrainer):
         before this call) becomes a :class:`FADCheckpointer` with the same checkpointables.  With
         ``MODEL_EMA.ENABLED`` (a trainer that evaluates) the weight average
         (:mod:`fad_d2.engine.ema`) is updated before the checkpointer, saved as a checkpointable
-        and evaluated instead of the last weights."""
+        and evaluated instead of the last weights.  :class:`BoxRegressionWatch` warns when FCOS's
+        box regression has not started to train after the warm-up."""
         checkpointables = dict(self.checkpointer.checkpointables)
         self.ema = build_model_ema(self.cfg, self.model) if self.evaluates and self.cfg.MODEL_EMA.ENABLED else None
         if self.ema is not None:
             checkpointables[EMA_KEY] = self.ema
         self.checkpointer = FADCheckpointer(self.checkpointer.model, self.cfg.OUTPUT_DIR,
                                             genotypes=genotype_record(self.cfg), **checkpointables)
-        ret = super().build_hooks()
+        ret = super().build_hooks() + [BoxRegressionWatch(self.cfg.SOLVER.WARMUP_ITERS)]
         if self.ema is None:
             return ret
         at = next(i for i, h in enumerate(ret) if isinstance(h, (hooks.PeriodicCheckpointer, hooks.EvalHook,

@@ -8,6 +8,7 @@ import torch
 from detectron2.utils.events import EventStorage
 
 import fad_d2  # noqa: F401
+from fad_d2.engine.box_watch import BoxRegressionWatch
 from fad_d2.engine.trainer import Trainer
 from tests.conftest import REPO, config_path
 from tests.modeling.utils import cpu_cfg, tiny_opts
@@ -36,6 +37,8 @@ def test_training_loss_falls_and_evaluation_gives_coco_metrics(tmp_path):
     before = _probe_loss(trainer.model, batch)
     trainer.train()
     assert trainer.iter == 40
+    box_watch = next(h for h in trainer._hooks if isinstance(h, BoxRegressionWatch))
+    assert box_watch.median is not None and not box_watch.warned  # checked at iteration 25: boxes train
     after = _probe_loss(trainer.model, batch)
     assert after < 0.8 * before, (before, after)
     cfg.defrost()
