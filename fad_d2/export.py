@@ -16,6 +16,7 @@ PyTorch's outputs within tolerance; ONNX runs in ONNX Runtime on the CPU.  Laten
 :func:`fad_d2.timing.time_fns` on the first image, interleaved, CPU (``export_report.json``).
 """
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
 from .engine.setup import ConfigError, load_cfg
+from .space.cell import input_layout
 from .timing import Settings, time_fns
 
 FORMATS = ("torchscript", "onnx")
@@ -69,10 +71,13 @@ def export(model: torch.nn.Module, example: torch.Tensor, output_dir: str,
     """Trace ``model`` on ``example`` and write each of ``formats`` in ``output_dir``.
 
     Returns runners ``{name: f(image Tensor[3, H, W]) → list of flattened outputs (NumPy)}``:
-    ``"pytorch"`` (the adapter itself) and one per format."""
+    ``"pytorch"`` (the adapter itself, its FAD cells in the NCHW layout that tracing records
+    rather than channels-last: ``fad_d2.space.cell.cell_layout``) and one per format.  The two
+    layouts round differently, enough to move a detection whose box clipping or score sits on an
+    edge; the reference runs the computation the exported graph holds."""
     os.makedirs(output_dir, exist_ok=True)
     adapter = TracingAdapter(model, [{"image": example}]).eval()
-    runners = {"pytorch": _torch_runner(adapter)}
+    runners = {"pytorch": _torch_runner(adapter, layout=input_layout)}
     if "torchscript" in formats:
         traced = torch.jit.trace(adapter, adapter.flattened_inputs, check_trace=False)
         traced.save(os.path.join(output_dir, "model.ts"))
@@ -89,9 +94,9 @@ def export(model: torch.nn.Module, example: torch.Tensor, output_dir: str,
     return runners
 
 
-def _torch_runner(module) -> Callable[[torch.Tensor], List[np.ndarray]]:
+def _torch_runner(module, layout=contextlib.nullcontext) -> Callable[[torch.Tensor], List[np.ndarray]]:
     def run(image):
-        with torch.no_grad():
+        with torch.no_grad(), layout():
             return [t.numpy() for t in module(image)]
     return run
 

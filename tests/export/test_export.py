@@ -27,11 +27,15 @@ DETECTORS = {
 
 
 def untrained_model(cfg):
-    """An untrained detector whose class scores are spread out: with the prior-probability init every
-    score is ≈ the same, and which of a thousand near-equal scores survives top-k is rounding noise."""
+    """An untrained detector whose class scores and boxes are spread out: with the prior-probability
+    init every score is ≈ the same, and which of a thousand near-equal scores survives top-k is
+    rounding noise; with the box-bias init every box is ≈ two strides wide, so that its edges sit on
+    the stride grid, on the image border for image sizes that are multiples of a stride, and
+    whether the clipped box is empty (and dropped) is rounding noise too."""
     torch.manual_seed(0)
     model = build_export_model(cfg)
     torch.nn.init.normal_(model.head.cls_score.weight, std=0.3)
+    torch.nn.init.normal_(model.head.bbox_pred.weight, std=0.3)
     return model
 
 
