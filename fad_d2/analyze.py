@@ -54,10 +54,10 @@ def roi_numbers(cfg) -> Dict[str, int]:
     return {"box": cfg.MODEL.RPN.POST_NMS_TOPK_TEST, "mask": cfg.TEST.DETECTIONS_PER_IMAGE}
 
 
-def two_stage_flops(model, cfg, image) -> Dict[str, float]:
+def two_stage_flops(model, cfg, image, mask_head_flops: float) -> Dict[str, float]:
     """GFLOPs of a two-stage model's parts for one image (Tensor[3, H, W]) with the RoI numbers of
-    :func:`roi_numbers`: {"backbone", "rpn", "box_head", "mask_head"[, "maskiou_head"]} (the keys of
-    the heads it has)."""
+    :func:`roi_numbers`, given the mask head's FLOPs per RoI: {"backbone", "rpn", "box_head",
+    "mask_head"[, "maskiou_head"]}."""
     padded = model.preprocess_image([{"image": image}]).tensor
     features = model.backbone(padded)
     rpn = model.proposal_generator
@@ -71,12 +71,11 @@ def two_stage_flops(model, cfg, image) -> Dict[str, float]:
         "box_head": rois["box"] * count_flops(nn.Sequential(roi_heads.box_head, roi_heads.box_predictor),
                                            (torch.zeros(1, channels, box_res, box_res),)),
     }
-    mask_features = torch.zeros(1, channels, mask_res, mask_res)
-    if getattr(roi_heads, "mask_on", False):
-        parts["mask_head"] = rois["mask"] * count_flops(_MaskHeadLayers(roi_heads.mask_head), (mask_features,))
+    parts["mask_head"] = rois["mask"] * mask_head_flops
     if hasattr(roi_heads, "maskiou_head"):
         parts["maskiou_head"] = rois["mask"] * count_flops(
-            roi_heads.maskiou_head, (mask_features, torch.zeros(1, 1, 2 * mask_res, 2 * mask_res)))
+            roi_heads.maskiou_head, (torch.zeros(1, channels, mask_res, mask_res),
+                                     torch.zeros(1, 1, 2 * mask_res, 2 * mask_res)))
     return {name: flops / 1e9 for name, flops in parts.items()}
 
 
@@ -91,7 +90,7 @@ def analyze_model(cfg, height, width):
         res = cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
         head_flops = count_flops(_MaskHeadLayers(head), (torch.zeros(1, cfg.MODEL.FPN.OUT_CHANNELS, res, res),))
         head_note = "per RoI"
-        parts = two_stage_flops(model, cfg, image)
+        parts = two_stage_flops(model, cfg, image, head_flops)
         whole = {"params": _num_params(model), "gflops": sum(parts.values()), "parts": parts,
                  "rois": roi_numbers(cfg)}
     else:

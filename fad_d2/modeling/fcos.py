@@ -7,12 +7,12 @@ losses and inference are Detectron2's own, which ``tests/modeling/test_parity.py
 from typing import List
 
 import torch
-from torch import nn
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.modeling.meta_arch import fcos as d2_fcos
 from detectron2.utils.registry import Registry
+from torch import nn
 
 from .backbone import apply_freeze_all
 
