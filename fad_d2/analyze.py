@@ -122,9 +122,11 @@ def analyze(config_file, opts=(), genotype=None, size=None):
 
 
 def format_table(result):
-    """A plain-text table of :func:`analyze`'s result."""
+    """A plain-text table of :func:`analyze`'s result (the stock model's rows, then the
+    config's; only once when the config's head is the stock head)."""
     rows = [("", "params (M)", "GFLOPs")]
-    for who in ("stock", "ours"):
+    same = result["head_name"] == result["stock_head"]  # a stock config: one model, shown once
+    for who in ("stock",) if same else ("stock", "ours"):
         name = result["stock_head"] if who == "stock" else result["head_name"]
         r = result[who]
         rows.append((f"{name} head ({r['head']['flops_for']})", f"{r['head']['params'] / 1e6:.2f}",

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import fad_d2  # noqa: F401
-from fad_d2.analyze import analyze
+from fad_d2.analyze import analyze, format_table
 from tests.conftest import REPO, config_path
 
 STOCK_FCOS_HEAD_PARAMS = 4_920_661  # Detectron2's FCOSHead, 80 classes (paper Table 3: 4.9 M)
@@ -58,3 +58,18 @@ def test_two_stage_count_is_fixed_by_the_roi_numbers():
     assert fewer["box_head"] == pytest.approx(parts["box_head"] / 2)
     assert fewer["maskiou_head"] == pytest.approx(parts["maskiou_head"] / 5)
     assert fewer["backbone"] == parts["backbone"] and fewer["rpn"] == parts["rpn"]
+
+
+def _result(head_name):
+    model = {"head": {"params": 2e6, "gflops": 1.0, "flops_for": "all FPN levels"},
+             "model": {"params": 3e7, "gflops": 200.0}}
+    return {"config": "x.yaml", "image_size": [800, 1280], "head_name": head_name, "stock_head": "FCOSHead",
+            "stock": model, "ours": model}
+
+
+def test_table_shows_a_stock_config_once_and_a_fad_config_beside_the_stock_head():
+    stock_lines = format_table(_result("FCOSHead")).splitlines()
+    assert stock_lines[0] == "x.yaml at 800x1280"
+    assert [line.split()[0] for line in stock_lines[2:]] == ["FCOSHead", "FCOSHead"]  # head, whole model
+    fad_lines = format_table(_result("FADHead")).splitlines()
+    assert [line.split()[0] for line in fad_lines[2:]] == ["FCOSHead", "FCOSHead", "FADHead", "FADHead"]
