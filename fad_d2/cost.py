@@ -186,7 +186,10 @@ def main(argv=None):
     setup_logger(name="fad_d2")
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     try:
-        cfg = load_cfg(args.config_file, list(args.opts) + ["MODEL.WEIGHTS", ""])
+        # the table prices every op of the space: a derived config's genotype plays no part (and
+        # a search's genotype_final.json need not exist yet)
+        spec = replaceable_head(load_cfg(args.config_file, args.opts, check=False))
+        cfg = load_cfg(args.config_file, list(args.opts) + ["MODEL.WEIGHTS", "", spec.genotype_key, ""])
         height, width = args.size or (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
         settings = Settings(device=args.device or cfg.SEARCH.COST.DEVICE or cfg.MODEL.DEVICE, threads=args.threads,
                             warmup=1, repeats=args.repeats or cfg.SEARCH.COST.REPEATS)

@@ -66,6 +66,9 @@ def test_cli_prints_and_caches_the_table(tmp_path, table_dir, capsys, monkeypatc
     monkeypatch.setattr(cost_module, "_measure", no_measuring)
     cost_module.main(args)
     assert "edge std_3x3" in capsys.readouterr().out
+    # a derived config prices the same space: its genotype (here one not searched yet) plays no part
+    cost_module.main(args + ["MODEL.FAD.GENOTYPE", str(tmp_path / "genotype_final.json")])
+    assert "edge std_3x3" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="cached"):  # another c′ is another key
         cost_module.main(args + ["MODEL.FAD.INNER_CHANNELS", "[64, 64]"])
 
