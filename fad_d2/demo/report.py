@@ -5,6 +5,7 @@ A run is a dict of metrics (``AP``, ``AP50``, ``APs``, ``APm``, ``APl`` from COC
 genotypes).  Statistics are the mean and the sample standard deviation (n − 1) over the runs.
 """
 import statistics
+import textwrap
 from typing import Dict, List, Mapping, Sequence
 
 import matplotlib
@@ -63,7 +64,7 @@ def plot_comparison(summary: Mapping[str, dict], path: str, title: str = ""):
     ax.set_xlabel("head GFLOPs (fvcore, one image)")
     ax.set_ylabel("bbox AP (COCOEvaluator)")
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(textwrap.fill(title, 64), fontsize=9)  # a long title would be cut at the edges
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
