@@ -8,7 +8,13 @@ Arms, every one trained on the same schedule from the same frozen pre-trained ba
 * ``stock``: Detectron2's FCOS head, training seeds 0…n−1 (``--first-seed`` shifts every arm's seeds);
 * ``random``: the paper's Random baseline — n seeded random genotypes (one transformation per
   kept edge, two edges per node), each trained once;
-* ``searched``: n demo searches (search seeds 0…n−1), each derived genotype trained once.
+* ``searched``: n demo searches (search seeds 0…n−1), each derived genotype trained once;
+* ``sized`` (only when asked for, with ``--sized-params LOW HIGH``): random genotypes of the same
+  form whose head has LOW…HIGH M parameters — the Random baseline at a chosen cost, for instance
+  the searched heads' — the first n such genotypes of the sampler's seeds 1000, 1001, … (member k
+  is always the k-th, so ``--first-seed`` extends the arm), each trained once with training seed k.
+
+``--arms`` picks the arms (default: stock, random, searched).
 
 Per arm: mean ± sample std (and n) of AP, AP50, APs/APm/APl (COCOEvaluator on fad_synth_val),
 head params and FLOPs (fvcore, one image at the test size), and the head's CPU latency (inference
@@ -22,10 +28,11 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -35,7 +42,7 @@ from fad_d2.demo.report import markdown_table, plot_comparison, runs_table, summ
 from fad_d2.data.synthetic import ensure_split
 from fad_d2.demo.steps import Progress, Step, final_bbox_metrics, thread_env, threads_per_job
 from fad_d2.engine.setup import load_cfg
-from fad_d2.space import sample_random_genotype, save_genotype
+from fad_d2.space import Genotype, sample_random_genotype, sample_sized_random_genotypes, save_genotype
 
 from .common import Settings, level_sizes, machine_info, repo_path, time_fns, write_json
 from .derived_head import build_head
@@ -45,6 +52,9 @@ FAD_CONFIG = "configs/Demo/fad_fcos_R_18_FPN_demo.yaml"
 SEARCH_CONFIG = "configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml"
 # expected wall times on 2 idle cores with two runs side by side (the ETA before runs time themselves)
 NOMINAL_S = {"stock": 600.0, "fad": 950.0, "search": 700.0}
+ARMS = ("stock", "random", "searched", "sized")
+DEFAULT_ARMS = ("stock", "random", "searched")
+SIZED_FIRST_CANDIDATE = 1000  # the sized arm's sampler seeds start here, apart from the random arm's 0…n−1
 
 
 class Run:
@@ -66,28 +76,67 @@ class Run:
             report(f"done {step.name} in {seconds / 60:.1f} min")
 
 
-def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dict[str, str]) -> List[Run]:
-    """The study's runs for ``seeds``, longest first (searched chains, random FAD heads, stock
-    heads), so that the last run to start on a free slot is a short one."""
-    searched, random, stock = [], [], []
+def demo_head_params(genotype: Genotype, opts: Sequence[str] = ()) -> float:
+    """Parameters (millions) of the demo FAD head (``FAD_CONFIG`` + ``opts``) with ``genotype``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "genotype.json")
+        save_genotype(genotype, path)
+        cfg = load_cfg(repo_path(FAD_CONFIG), [*opts, "MODEL.FAD.GENOTYPE", path, "MODEL.DEVICE", "cpu",
+                                               "MODEL.WEIGHTS", ""])
+        return sum(p.numel() for p in build_head(cfg).parameters()) / 1e6
+
+
+def sized_genotype_files(gdir: str, seeds: Sequence[int], band: Tuple[float, float],
+                         opts: Sequence[str] = ()) -> Dict[int, str]:
+    """``{k: path}``: member k of the sized arm, the k-th random genotype (sampler seeds from
+    ``SIZED_FIRST_CANDIDATE``) whose demo head has ``band`` M parameters, written once to ``gdir``."""
+    paths = {k: os.path.join(gdir, f"sized_{k}.json") for k in seeds}
+    missing = [k for k, path in paths.items() if not os.path.isfile(path)]
+    if missing:
+        found = sample_sized_random_genotypes("full", max(missing) + 1, lambda g: demo_head_params(g, opts),
+                                              *band, first_seed=SIZED_FIRST_CANDIDATE)
+        for k in missing:
+            seed, genotype = found[k]
+            save_genotype(genotype, paths[k], meta={"random_seed": seed, "head_params_band_M": list(band)})
+    return paths
+
+
+def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dict[str, str],
+              arms: Sequence[str] = DEFAULT_ARMS, sized_band: Optional[Tuple[float, float]] = None) -> List[Run]:
+    """The study's runs of ``arms`` for ``seeds``, longest first (searched chains, random and sized
+    FAD heads, stock heads), so that the last run to start on a free slot is a short one."""
+    unknown = set(arms) - set(ARMS)
+    if unknown:
+        raise ValueError(f"unknown arm(s) {sorted(unknown)}; the arms are {list(ARMS)}")
+    if "sized" in arms and sized_band is None:
+        raise ValueError("the sized arm needs a head-parameter band (--sized-params LOW HIGH, in millions)")
     gdir = os.path.join(work_dir, "genotypes")
+    os.makedirs(gdir, exist_ok=True)
+
+    def fad_training(arm: str, k: int, genotype: str) -> Run:
+        train = Step(f"{arm} genotype {k}", "train_net.py", FAD_CONFIG, os.path.join(work_dir, f"{arm}_{k}"),
+                     ["SEED", k, "MODEL.FAD.GENOTYPE", genotype, *opts], NOMINAL_S["fad"], env)
+        return Run(arm, f"{arm}_{k}", train, genotype=genotype)
+
+    plan = {arm: [] for arm in ("searched", "random", "sized", "stock")}
+    sized = sized_genotype_files(gdir, seeds, sized_band, opts) if "sized" in arms else {}
     for k in seeds:
         search = Step(f"search seed {k}", "search_net.py", SEARCH_CONFIG, os.path.join(work_dir, f"search_{k}"),
                       ["SEED", k, *opts], NOMINAL_S["search"], env)
         genotype = os.path.join(search.output_dir, "genotype_final.json")
         train = Step(f"searched #{k}", "train_net.py", FAD_CONFIG, os.path.join(work_dir, f"searched_{k}"),
                      ["SEED", k, "MODEL.FAD.GENOTYPE", genotype, *opts], NOMINAL_S["fad"], env)
-        searched.append(Run("searched", f"searched_{k}", train, search, genotype))
+        plan["searched"].append(Run("searched", f"searched_{k}", train, search, genotype))
         genotype = os.path.join(gdir, f"random_{k}.json")
-        if not os.path.isfile(genotype):
+        if "random" in arms and not os.path.isfile(genotype):
             save_genotype(sample_random_genotype("full", seed=k), genotype, meta={"random_seed": k})
-        train = Step(f"random genotype {k}", "train_net.py", FAD_CONFIG, os.path.join(work_dir, f"random_{k}"),
-                     ["SEED", k, "MODEL.FAD.GENOTYPE", genotype, *opts], NOMINAL_S["fad"], env)
-        random.append(Run("random", f"random_{k}", train, genotype=genotype))
+        plan["random"].append(fad_training("random", k, genotype))
+        if k in sized:
+            plan["sized"].append(fad_training("sized", k, sized[k]))
         train = Step(f"stock seed {k}", "train_net.py", STOCK_CONFIG, os.path.join(work_dir, f"stock_{k}"),
                      ["SEED", k, *opts], NOMINAL_S["stock"], env)
-        stock.append(Run("stock", f"stock_{k}", train))
-    return searched + random + stock
+        plan["stock"].append(Run("stock", f"stock_{k}", train))
+    return [run for arm, runs in plan.items() if arm in arms for run in runs]
 
 
 def execute(runs: List[Run], device: str, jobs: int):
@@ -154,6 +203,9 @@ def collect(runs: List[Run], costs: Dict[str, dict]) -> Dict[str, dict]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3, help="runs per arm (n)")
+    parser.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=ARMS, help="arms to run")
+    parser.add_argument("--sized-params", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                        help="the sized arm's band of head parameters, in millions (for example the searched heads')")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds first…first+n−1 (a second study with new seeds beside the first)")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (each gets cores/jobs threads)")
@@ -174,19 +226,19 @@ def main(argv=None):
     env = thread_env(threads)
     for split in ("train", "val"):  # generated once here, not by the parallel runs
         ensure_split(split)
-    runs = plan_runs(work_dir, seeds, opts, env)
+    runs = plan_runs(work_dir, seeds, opts, env, args.arms, tuple(args.sized_params) if args.sized_params else None)
     start = time.time()
     execute(runs, args.device, args.jobs)
     print(f"[study] all runs finished; measuring head costs", flush=True)
     costs, size = head_costs(runs, opts, args.latency_repeats)
     results = collect(runs, costs)
-    arms = {arm: [r for r in results.values() if r["arm"] == arm] for arm in ("stock", "random", "searched")}
+    arms = {arm: [r for r in results.values() if r["arm"] == arm] for arm in ARMS}
     summary = summarize(arms)
     os.makedirs(args.results_dir, exist_ok=True)
     table = markdown_table(summary)
     write_json(os.path.join(args.results_dir, "search_quality.json"), {
         "machine": machine_info(Settings(device="cpu", threads=torch.get_num_threads())),
-        "seeds": seeds, "jobs": args.jobs, "test_size": size,
+        "seeds": seeds, "arms": args.arms, "sized_params_M": args.sized_params, "jobs": args.jobs, "test_size": size,
         "opts": opts, "wall_s_this_call": time.time() - start, "summary": summary, "runs": results})
     with open(os.path.join(args.results_dir, "search_quality.md"), "w") as f:
         f.write(f"{table}\n\nPer run:\n\n{runs_table(results)}\n")

@@ -36,7 +36,7 @@ from .mixed_op import (  # registration: RepShareMixedOp, UnsharedMixedOp
     build_mixed_op,
 )
 from .params import architecture_parameters, named_architecture_parameters, weight_parameters
-from .random_genotype import sample_random_genotype
+from .random_genotype import sample_random_genotype, sample_sized_random_genotypes
 from .spaces import SEARCH_SPACES, SearchSpace, get_search_space
 from .transformations import (
     NONE,
@@ -64,6 +64,7 @@ __all__ = [
     "MIXED_OP_REGISTRY", "RepShareMixedOp", "UnsharedMixedOp", "build_mixed_op",
     "architecture_parameters", "named_architecture_parameters", "weight_parameters",
     "sample_random_genotype",
+    "sample_sized_random_genotypes",
     "SEARCH_SPACES", "SearchSpace", "get_search_space",
     "NONE", "TRANSFORMATIONS", "ConvNormAct", "Transformation", "TransformationSpec",
     "build_decoupling", "build_stem", "build_transformation", "conv_norm_act",

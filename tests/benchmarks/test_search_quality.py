@@ -7,6 +7,7 @@ import pytest
 
 from benchmarks import search_quality
 from fad_d2.demo.report import markdown_table, summarize
+from fad_d2.space import load_genotype
 
 TINY_OPTS = ["MODEL.WEIGHTS", "", "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "(1,)", "SOLVER.WARMUP_ITERS", "1",
              "SOLVER.IMS_PER_BATCH", "2", "SOLVER.CHECKPOINT_PERIOD", "1", "SEARCH.DERIVE_PERIOD", "1",
@@ -28,11 +29,12 @@ def test_summarize_mean_std_n():
 def test_study_runs_aggregates_and_resumes(tmp_path):
     results = tmp_path / "results"
     argv = ["--seeds", "1", "--jobs", "2", "--work-dir", str(tmp_path / "work"), "--results-dir", str(results),
-            "--latency-repeats", "1", *TINY_OPTS]
+            "--latency-repeats", "1", "--arms", "stock", "random", "searched", "sized", "--sized-params", "0", "10",
+            *TINY_OPTS]
     search_quality.main(argv)
     data = json.loads((results / "search_quality.json").read_text())
-    assert set(data["summary"]) == {"stock", "random", "searched"}
-    assert set(data["runs"]) == {"stock_0", "random_0", "searched_0"}
+    assert set(data["summary"]) == {"stock", "random", "searched", "sized"}
+    assert set(data["runs"]) == {"stock_0", "random_0", "searched_0", "sized_0"}
     for run in data["runs"].values():
         assert 0.0 <= run["AP"] <= 100.0
         assert run["head_params"] > 0 and run["head_gflops"] > 0 and run["head_latency_ms"] > 0
@@ -42,7 +44,7 @@ def test_study_runs_aggregates_and_resumes(tmp_path):
     assert "| stock | 1 |" in (results / "search_quality.md").read_text()
 
     done = {p: os.path.getmtime(p) for p in (tmp_path / "work").glob("*/run.json")}
-    assert len(done) == 4  # one search + three trainings
+    assert len(done) == 5  # one search + four trainings
     search_quality.main(argv)  # the same command again: nothing is re-run
     assert {p: os.path.getmtime(p) for p in (tmp_path / "work").glob("*/run.json")} == done
 
@@ -55,3 +57,30 @@ def test_plan_is_longest_first_over_the_given_seeds(tmp_path):
     assert [len(r.steps) for r in runs] == [2, 2, 1, 1, 1, 1]
     assert all(("SEED", 3) == tuple(s.opts[:2]) for s in runs[0].steps)
     assert os.path.isfile(tmp_path / "genotypes" / "random_4.json")
+
+
+def test_sized_arm_members_are_random_genotypes_in_the_band(tmp_path):
+    """Member k of the sized arm is the k-th sampled genotype whose demo head is in the band,
+    written once (a second plan reads the files), trained with seed k."""
+    band = (0.5, 0.8)
+    runs = search_quality.plan_runs(str(tmp_path), [0, 1], [], {}, arms=["sized"], sized_band=band)
+    assert [r.name for r in runs] == ["sized_0", "sized_1"]
+    seeds = []
+    for k, run in enumerate(runs):
+        meta = json.loads(open(run.genotype).read())["meta"]
+        seeds.append(meta["random_seed"])
+        assert meta["head_params_band_M"] == list(band)
+        assert band[0] <= search_quality.demo_head_params(load_genotype(run.genotype)) <= band[1]
+        assert ("SEED", k) == tuple(run.train.opts[:2])
+    assert search_quality.SIZED_FIRST_CANDIDATE <= seeds[0] < seeds[1]
+    mtimes = [os.path.getmtime(r.genotype) for r in runs]
+    again = search_quality.plan_runs(str(tmp_path), [1, 2], [], {}, arms=["sized"], sized_band=band)
+    assert again[0].genotype == runs[1].genotype and os.path.getmtime(again[0].genotype) == mtimes[1]
+    assert json.loads(open(again[1].genotype).read())["meta"]["random_seed"] > seeds[1]
+
+
+def test_arm_errors_name_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="--sized-params"):
+        search_quality.plan_runs(str(tmp_path), [0], [], {}, arms=["sized"])
+    with pytest.raises(ValueError, match="unknown arm"):
+        search_quality.plan_runs(str(tmp_path), [0], [], {}, arms=["stock", "lucky"])
