@@ -13,6 +13,9 @@ from tests.modeling.utils import cpu_cfg, detection_batch
 
 
 def _assert_same_outputs(ours, reference, batch):
+    """Same losses and detections (counts, classes) up to float32 rounding: the two models run the
+    same operations and were bitwise equal on the Intel CPUs this was first run on, but on an AMD
+    EPYC their detections differ in the last bits (each model on its own is deterministic)."""
     reference.load_state_dict(ours.state_dict())  # strict: identical parameter and buffer names
     for model in (ours, reference):
         model.train()
@@ -23,7 +26,7 @@ def _assert_same_outputs(ours, reference, batch):
         losses_ref = reference(batch)
     assert sorted(losses_ours) == sorted(losses_ref)
     for k in losses_ours:
-        assert torch.equal(losses_ours[k], losses_ref[k]), k
+        torch.testing.assert_close(losses_ours[k], losses_ref[k], rtol=1e-5, atol=1e-6, msg=k)
     ours.eval()
     reference.eval()
     with torch.no_grad():
@@ -33,9 +36,9 @@ def _assert_same_outputs(ours, reference, batch):
     for a, b in zip(det_ours, det_ref):
         a, b = a["instances"], b["instances"]
         total += len(a)
-        assert torch.equal(a.pred_boxes.tensor, b.pred_boxes.tensor)
-        assert torch.equal(a.scores, b.scores)
         assert torch.equal(a.pred_classes, b.pred_classes)
+        torch.testing.assert_close(a.pred_boxes.tensor, b.pred_boxes.tensor, rtol=1e-5, atol=1e-3)  # pixels
+        torch.testing.assert_close(a.scores, b.scores, rtol=1e-5, atol=1e-6)
     assert total > 0, "the comparison must cover some detections"
 
 

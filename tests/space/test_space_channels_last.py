@@ -45,10 +45,13 @@ def test_search_group_equals_nchw(space, repshare):
     assert_same(*nchw_and_channels_last(group, x))
 
 
-@pytest.mark.parametrize("space,repshare", SEARCH_GROUPS)
+@pytest.mark.parametrize("space,repshare", [g for g in SEARCH_GROUPS if g != ("full", False)])
 def test_search_group_equals_nchw_float32(space, repshare):
     """float32 runs oneDNN's channels-last kernels (float64 has none).  One cell at c = 64 (two
-    channels per GroupNorm group): a deeper float32 net amplifies rounding past any tolerance."""
+    channels per GroupNorm group): a deeper float32 net amplifies rounding past any tolerance.
+    Not the unshared ``full`` op: with its 26 representations, a pre-activation that rounding moves
+    across a ReLU's kink changes gradients by up to 4 % of their scale on some CPUs (an AMD EPYC;
+    outputs still equal to 3e-6), so it is checked in float64 only (above)."""
     torch.manual_seed(0)
     group = CellGroup(64, 64, num_cells=1, space=space, repshare=repshare, name="box")
     x = torch.randn(2, 64, 11, 13)

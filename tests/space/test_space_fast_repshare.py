@@ -84,10 +84,17 @@ def test_no_grad_and_frozen_weights():
 
 
 def test_autocast_bfloat16_matches():
-    """Under (CPU) autocast both compute in bfloat16; results agree to bfloat16 precision."""
+    """Under (CPU) autocast both compute in bfloat16; results agree to bfloat16 precision.  The
+    gradients of the conv biases right before a GroupNorm are 0 in exact arithmetic (the norm
+    removes them): in bfloat16 both ops give rounding noise there (about 5e-3, seen on an AMD
+    EPYC), which is not compared; the float64 gradients say which tensors those are."""
     space = SEARCH_SPACES["full"]
     reference, optimised = twin_ops(space, torch.float32)
     x, alpha, grad = random_case(space, (2, C, 8, 9), torch.float32)
+    exact = forward_backward(twin_ops(space, torch.float64)[0], x.double(), alpha.double(), grad.double())
+    largest = max(g.abs().max().item() for g in exact)
+    compared = [g.abs().max().item() > 1e-9 * largest for g in exact]
+    assert 0 < sum(not c for c in compared) < len(compared) / 2
 
     def run(op):
         x_ = x.clone().requires_grad_()
@@ -98,9 +105,9 @@ def test_autocast_bfloat16_matches():
         out.backward(grad)
         return [out.float(), x_.grad, alpha_.grad, *(p.grad for p in op.parameters())]
 
-    for expected, actual in zip(run(reference), run(optimised)):
+    for expected, actual, compare in zip(run(reference), run(optimised), compared):
         scale = expected.abs().max().item()
-        assert (expected - actual).abs().max().item() <= 0.05 * scale + 1e-6
+        assert not compare or (expected - actual).abs().max().item() <= 0.05 * scale + 1e-6
 
 
 @pytest.mark.parametrize("dilation", [1, 2, 3])
