@@ -113,10 +113,11 @@ def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dic
     gdir = os.path.join(work_dir, "genotypes")
     os.makedirs(gdir, exist_ok=True)
 
-    def fad_training(arm: str, k: int, genotype: str) -> Run:
-        train = Step(f"{arm} genotype {k}", "train_net.py", FAD_CONFIG, os.path.join(work_dir, f"{arm}_{k}"),
+    def fad_training(arm: str, k: int, genotype: str, search: Step = None, label: str = None) -> Run:
+        """Training k of a FAD arm on ``genotype`` (written by ``search`` when there is one)."""
+        train = Step(label or f"{arm} genotype {k}", "train_net.py", FAD_CONFIG, os.path.join(work_dir, f"{arm}_{k}"),
                      ["SEED", k, "MODEL.FAD.GENOTYPE", genotype, *opts], NOMINAL_S["fad"], env)
-        return Run(arm, f"{arm}_{k}", train, genotype=genotype)
+        return Run(arm, f"{arm}_{k}", train, search, genotype)
 
     plan = {arm: [] for arm in ("searched", "random", "sized", "stock")}
     sized = sized_genotype_files(gdir, seeds, sized_band, opts) if "sized" in arms else {}
@@ -124,9 +125,7 @@ def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dic
         search = Step(f"search seed {k}", "search_net.py", SEARCH_CONFIG, os.path.join(work_dir, f"search_{k}"),
                       ["SEED", k, *opts], NOMINAL_S["search"], env)
         genotype = os.path.join(search.output_dir, "genotype_final.json")
-        train = Step(f"searched #{k}", "train_net.py", FAD_CONFIG, os.path.join(work_dir, f"searched_{k}"),
-                     ["SEED", k, "MODEL.FAD.GENOTYPE", genotype, *opts], NOMINAL_S["fad"], env)
-        plan["searched"].append(Run("searched", f"searched_{k}", train, search, genotype))
+        plan["searched"].append(fad_training("searched", k, genotype, search, label=f"searched #{k}"))
         genotype = os.path.join(gdir, f"random_{k}.json")
         if "random" in arms and not os.path.isfile(genotype):
             save_genotype(sample_random_genotype("full", seed=k), genotype, meta={"random_seed": k})
