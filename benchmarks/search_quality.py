@@ -14,7 +14,8 @@ Arms, every one trained on the same schedule from the same frozen pre-trained ba
   the searched heads' — the first n such genotypes of the sampler's seeds 1000, 1001, … (member k
   is always the k-th, so ``--first-seed`` extends the arm), each trained once with training seed k.
 
-``--arms`` picks the arms (default: stock, random, searched).
+``--arms`` picks the arms (default: stock, random, searched); ``--arm-seeds ARM=N …`` gives the
+named arms n = N runs in place of ``--seeds`` (for example ``--seeds 3 --arm-seeds sized=6``).
 
 Per arm: mean ± sample std (and n) of AP, AP50, APs/APm/APl (COCOEvaluator on fad_synth_val),
 head params and FLOPs (fvcore, one image at the test size), and the head's CPU latency (inference
@@ -32,7 +33,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -76,14 +77,21 @@ class Run:
             report(f"done {step.name} in {seconds / 60:.1f} min")
 
 
-def demo_head_params(genotype: Genotype, opts: Sequence[str] = ()) -> float:
-    """Parameters (millions) of the demo FAD head (``FAD_CONFIG`` + ``opts``) with ``genotype``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "genotype.json")
-        save_genotype(genotype, path)
-        cfg = load_cfg(repo_path(FAD_CONFIG), [*opts, "MODEL.FAD.GENOTYPE", path, "MODEL.DEVICE", "cpu",
-                                               "MODEL.WEIGHTS", ""])
-        return sum(p.numel() for p in build_head(cfg).parameters()) / 1e6
+def demo_head_params(opts: Sequence[str] = ()) -> Callable[[Genotype], float]:
+    """The sized arm's size measure: genotype → parameters (millions) of the demo FAD head
+    (``FAD_CONFIG`` + ``opts``) with that genotype.  The config is loaded once, not per candidate
+    (unchecked: its own ``MODEL.FAD.GENOTYPE``, the demo search's output, need not exist yet)."""
+    base = load_cfg(repo_path(FAD_CONFIG), [*opts, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""], check=False)
+
+    def params(genotype: Genotype) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "genotype.json")
+            save_genotype(genotype, path)
+            cfg = base.clone()
+            cfg.MODEL.FAD.GENOTYPE = path
+            return sum(p.numel() for p in build_head(cfg).parameters()) / 1e6
+
+    return params
 
 
 def sized_genotype_files(gdir: str, seeds: Sequence[int], band: Tuple[float, float],
@@ -93,23 +101,38 @@ def sized_genotype_files(gdir: str, seeds: Sequence[int], band: Tuple[float, flo
     paths = {k: os.path.join(gdir, f"sized_{k}.json") for k in seeds}
     missing = [k for k, path in paths.items() if not os.path.isfile(path)]
     if missing:
-        found = sample_sized_random_genotypes("full", max(missing) + 1, lambda g: demo_head_params(g, opts),
-                                              *band, first_seed=SIZED_FIRST_CANDIDATE)
+        found = sample_sized_random_genotypes("full", max(missing) + 1, demo_head_params(opts), *band,
+                                              first_seed=SIZED_FIRST_CANDIDATE)
         for k in missing:
             seed, genotype = found[k]
             save_genotype(genotype, paths[k], meta={"random_seed": seed, "head_params_band_M": list(band)})
     return paths
 
 
-def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dict[str, str],
-              arms: Sequence[str] = DEFAULT_ARMS, sized_band: Optional[Tuple[float, float]] = None) -> List[Run]:
-    """The study's runs of ``arms`` for ``seeds``, longest first (searched chains, random and sized
-    FAD heads, stock heads), so that the last run to start on a free slot is a short one."""
-    unknown = set(arms) - set(ARMS)
+def check_arms(arms: Sequence[str], sized_band: Optional[Tuple[float, float]] = None,
+               arm_seeds: Optional[Dict[str, Sequence[int]]] = None):
+    """Raise ``ValueError``, naming the option to fix, for an unknown arm, seeds of an arm that is
+    not run, or a sized band without the sized arm (or the reverse)."""
+    named = set(arm_seeds or {})
+    unknown = (set(arms) | named) - set(ARMS)
     if unknown:
         raise ValueError(f"unknown arm(s) {sorted(unknown)}; the arms are {list(ARMS)}")
+    if named - set(arms):
+        raise ValueError(f"--arm-seeds names arm(s) {sorted(named - set(arms))} that --arms does not run")
     if "sized" in arms and sized_band is None:
         raise ValueError("the sized arm needs a head-parameter band (--sized-params LOW HIGH, in millions)")
+    if "sized" not in arms and sized_band is not None:
+        raise ValueError("--sized-params is the sized arm's band: add sized to --arms")
+
+
+def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dict[str, str],
+              arms: Sequence[str] = DEFAULT_ARMS, sized_band: Optional[Tuple[float, float]] = None,
+              arm_seeds: Optional[Dict[str, Sequence[int]]] = None) -> List[Run]:
+    """The study's runs of ``arms`` for ``seeds`` (``arm_seeds``: other seeds for the arms it names),
+    longest first (searched chains, random and sized FAD heads, stock heads), so that the last run
+    to start on a free slot is a short one."""
+    check_arms(arms, sized_band, arm_seeds)
+    seeds_of = {arm: list((arm_seeds or {}).get(arm, seeds)) for arm in arms}
     gdir = os.path.join(work_dir, "genotypes")
     os.makedirs(gdir, exist_ok=True)
 
@@ -119,23 +142,40 @@ def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dic
                      ["SEED", k, "MODEL.FAD.GENOTYPE", genotype, *opts], NOMINAL_S["fad"], env)
         return Run(arm, f"{arm}_{k}", train, search, genotype)
 
-    plan = {arm: [] for arm in ("searched", "random", "sized", "stock")}
-    sized = sized_genotype_files(gdir, seeds, sized_band, opts) if "sized" in arms else {}
-    for k in seeds:
+    def searched(k: int) -> Run:
         search = Step(f"search seed {k}", "search_net.py", SEARCH_CONFIG, os.path.join(work_dir, f"search_{k}"),
                       ["SEED", k, *opts], NOMINAL_S["search"], env)
-        genotype = os.path.join(search.output_dir, "genotype_final.json")
-        plan["searched"].append(fad_training("searched", k, genotype, search, label=f"searched #{k}"))
+        return fad_training("searched", k, os.path.join(search.output_dir, "genotype_final.json"), search,
+                            label=f"searched #{k}")
+
+    def random(k: int) -> Run:
         genotype = os.path.join(gdir, f"random_{k}.json")
-        if "random" in arms and not os.path.isfile(genotype):
+        if not os.path.isfile(genotype):
             save_genotype(sample_random_genotype("full", seed=k), genotype, meta={"random_seed": k})
-        plan["random"].append(fad_training("random", k, genotype))
-        if k in sized:
-            plan["sized"].append(fad_training("sized", k, sized[k]))
+        return fad_training("random", k, genotype)
+
+    def stock(k: int) -> Run:
         train = Step(f"stock seed {k}", "train_net.py", STOCK_CONFIG, os.path.join(work_dir, f"stock_{k}"),
                      ["SEED", k, *opts], NOMINAL_S["stock"], env)
-        plan["stock"].append(Run("stock", f"stock_{k}", train))
-    return [run for arm, runs in plan.items() if arm in arms for run in runs]
+        return Run("stock", f"stock_{k}", train)
+
+    builders = {"searched": searched, "random": random, "stock": stock}
+    if "sized" in arms:
+        sized = sized_genotype_files(gdir, seeds_of["sized"], sized_band, opts)
+        builders["sized"] = lambda k: fad_training("sized", k, sized[k])
+    return [builders[arm](k) for arm in ("searched", "random", "sized", "stock") if arm in arms
+            for k in seeds_of[arm]]
+
+
+def parse_arm_seeds(items: Sequence[str], first_seed: int) -> Dict[str, List[int]]:
+    """``["sized=6"]`` → ``{"sized": [first_seed, …, first_seed + 5]}`` (``--arm-seeds``)."""
+    out = {}
+    for item in items:
+        arm, _, n = item.partition("=")
+        if not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--arm-seeds {item!r}: expected ARM=N with N >= 1, for example sized=6")
+        out[arm] = list(range(first_seed, first_seed + int(n)))
+    return out
 
 
 def execute(runs: List[Run], device: str, jobs: int):
@@ -205,6 +245,8 @@ def main(argv=None):
     parser.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=ARMS, help="arms to run")
     parser.add_argument("--sized-params", nargs=2, type=float, metavar=("LOW", "HIGH"),
                         help="the sized arm's band of head parameters, in millions (for example the searched heads')")
+    parser.add_argument("--arm-seeds", nargs="+", default=[], metavar="ARM=N",
+                        help="runs (n) of the named arms in place of --seeds, for example sized=6")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds first…first+n−1 (a second study with new seeds beside the first)")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (each gets cores/jobs threads)")
@@ -217,6 +259,12 @@ def main(argv=None):
     if args.seeds < 1 or args.jobs < 1 or args.first_seed < 0:
         sys.exit("error: --seeds and --jobs must be >= 1, --first-seed >= 0")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    sized_band = tuple(args.sized_params) if args.sized_params else None
+    try:  # before the pre-training and data steps below, which take minutes on a fresh clone
+        arm_seeds = parse_arm_seeds(args.arm_seeds, args.first_seed)
+        check_arms(args.arms, sized_band, arm_seeds)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     work_dir = os.path.abspath(args.work_dir)
     opts = list(args.opts)
     if "MODEL.WEIGHTS" not in opts[::2]:
@@ -225,7 +273,7 @@ def main(argv=None):
     env = thread_env(threads)
     for split in ("train", "val"):  # generated once here, not by the parallel runs
         ensure_split(split)
-    runs = plan_runs(work_dir, seeds, opts, env, args.arms, tuple(args.sized_params) if args.sized_params else None)
+    runs = plan_runs(work_dir, seeds, opts, env, args.arms, sized_band, arm_seeds)
     start = time.time()
     execute(runs, args.device, args.jobs)
     print(f"[study] all runs finished; measuring head costs", flush=True)
@@ -237,12 +285,14 @@ def main(argv=None):
     table = markdown_table(summary)
     write_json(os.path.join(args.results_dir, "search_quality.json"), {
         "machine": machine_info(Settings(device="cpu", threads=torch.get_num_threads())),
-        "seeds": seeds, "arms": args.arms, "sized_params_M": args.sized_params, "jobs": args.jobs, "test_size": size,
+        "seeds": {arm: arm_seeds.get(arm, seeds) for arm in args.arms},
+        "arms": args.arms, "sized_params_M": args.sized_params, "jobs": args.jobs, "test_size": size,
         "opts": opts, "wall_s_this_call": time.time() - start, "summary": summary, "runs": results})
     with open(os.path.join(args.results_dir, "search_quality.md"), "w") as f:
         f.write(f"{table}\n\nPer run:\n\n{runs_table(results)}\n")
     plot_comparison(summary, os.path.join(args.results_dir, "comparison.png"),
-                    title=f"fad_synth_val, heads on a frozen pre-trained R-18 FPN, n={args.seeds} per arm (seeds {seeds[0]}–{seeds[-1]})")
+                    title="fad_synth_val, heads on a frozen pre-trained R-18 FPN, "
+                          + ", ".join(f"{arm} n={s['n']}" for arm, s in summary.items()))
     print("\n" + table, flush=True)
     print(f"\n[study] results: {args.results_dir}/search_quality.{{json,md}}, comparison.png", flush=True)
 

@@ -70,7 +70,7 @@ def test_sized_arm_members_are_random_genotypes_in_the_band(tmp_path):
         meta = json.loads(open(run.genotype).read())["meta"]
         seeds.append(meta["random_seed"])
         assert meta["head_params_band_M"] == list(band)
-        assert band[0] <= search_quality.demo_head_params(load_genotype(run.genotype)) <= band[1]
+        assert band[0] <= search_quality.demo_head_params()(load_genotype(run.genotype)) <= band[1]
         assert ("SEED", k) == tuple(run.train.opts[:2])
     assert search_quality.SIZED_FIRST_CANDIDATE <= seeds[0] < seeds[1]
     mtimes = [os.path.getmtime(r.genotype) for r in runs]
@@ -79,8 +79,30 @@ def test_sized_arm_members_are_random_genotypes_in_the_band(tmp_path):
     assert json.loads(open(again[1].genotype).read())["meta"]["random_seed"] > seeds[1]
 
 
+def test_arm_seeds_give_an_arm_its_own_n(tmp_path):
+    """``--arm-seeds searched=1`` runs one searched chain beside two runs of the other arms."""
+    arm_seeds = search_quality.parse_arm_seeds(["searched=1"], first_seed=2)
+    assert arm_seeds == {"searched": [2]}
+    runs = search_quality.plan_runs(str(tmp_path), [2, 3], [], {}, arms=["stock", "searched"], arm_seeds=arm_seeds)
+    assert [r.name for r in runs] == ["searched_2", "stock_2", "stock_3"]
+
+
 def test_arm_errors_name_the_fix(tmp_path):
     with pytest.raises(ValueError, match="--sized-params"):
         search_quality.plan_runs(str(tmp_path), [0], [], {}, arms=["sized"])
+    with pytest.raises(ValueError, match="add sized to --arms"):
+        search_quality.plan_runs(str(tmp_path), [0], [], {}, arms=["stock"], sized_band=(0.5, 0.8))
     with pytest.raises(ValueError, match="unknown arm"):
         search_quality.plan_runs(str(tmp_path), [0], [], {}, arms=["stock", "lucky"])
+    with pytest.raises(ValueError, match="--arm-seeds names arm.*random"):
+        search_quality.plan_runs(str(tmp_path), [0], [], {}, arms=["stock"], arm_seeds={"random": [0]})
+    for bad in ("sized", "sized=0", "sized=x"):
+        with pytest.raises(ValueError, match="ARM=N"):
+            search_quality.parse_arm_seeds([bad], first_seed=0)
+
+
+def test_cli_rejects_bad_arms_before_any_work(tmp_path, capsys):
+    """A wrong arm option stops the command at once, before the pre-training and data steps."""
+    with pytest.raises(SystemExit, match="--sized-params is the sized arm's band"):
+        search_quality.main(["--arms", "stock", "--sized-params", "0.5", "0.8", "--work-dir", str(tmp_path)])
+    assert not os.listdir(tmp_path)
