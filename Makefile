@@ -1,7 +1,7 @@
 # fad_d2 entry points. Every target installs what it needs first (scripts/setup.sh is idempotent).
 PY := .venv/bin/python
 
-.PHONY: install demo test bench bench-gpu study pretrain
+.PHONY: install demo test bench bench-gpu study study-sized pretrain
 install:
 	@scripts/setup.sh
 
@@ -19,6 +19,10 @@ bench-gpu: install  ## the GPU check: RepShare block and search step, fp32 and A
 
 study: install  ## searched vs random vs stock heads, n = 3 each (~90 min on 2 cores; not in CI)
 	@$(PY) -m benchmarks.search_quality
+
+study-sized: install  ## stock, searched (n = 3) and random heads at the searched heads' size (n = 6) (~2.5 h on 2 cores)
+	@$(PY) -m benchmarks.search_quality --arms stock sized searched --sized-params 0.75 0.92 --seeds 3 \
+		--arm-seeds sized=6 --work-dir output/study_sized --results-dir benchmarks/results/sized
 
 pretrain: install  ## re-create the demo's pre-trained backbone (pretrained/fad_synth_R_18_FPN_demo.pth; two stages, ~55 min)
 	@$(PY) -m fad_d2.demo.pretrain --force
