@@ -125,6 +125,12 @@ def check_arms(arms: Sequence[str], sized_band: Optional[Tuple[float, float]] = 
         raise ValueError("--sized-params is the sized arm's band: add sized to --arms")
 
 
+def seeds_by_arm(arms: Sequence[str], seeds: Sequence[int],
+                 arm_seeds: Optional[Dict[str, Sequence[int]]] = None) -> Dict[str, List[int]]:
+    """Each arm's seeds: ``arm_seeds[arm]`` where given, ``seeds`` otherwise."""
+    return {arm: list((arm_seeds or {}).get(arm, seeds)) for arm in arms}
+
+
 def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dict[str, str],
               arms: Sequence[str] = DEFAULT_ARMS, sized_band: Optional[Tuple[float, float]] = None,
               arm_seeds: Optional[Dict[str, Sequence[int]]] = None) -> List[Run]:
@@ -132,7 +138,7 @@ def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dic
     longest first (searched chains, random and sized FAD heads, stock heads), so that the last run
     to start on a free slot is a short one."""
     check_arms(arms, sized_band, arm_seeds)
-    seeds_of = {arm: list((arm_seeds or {}).get(arm, seeds)) for arm in arms}
+    seeds_of = seeds_by_arm(arms, seeds, arm_seeds)
     gdir = os.path.join(work_dir, "genotypes")
     os.makedirs(gdir, exist_ok=True)
 
@@ -285,7 +291,7 @@ def main(argv=None):
     table = markdown_table(summary)
     write_json(os.path.join(args.results_dir, "search_quality.json"), {
         "machine": machine_info(Settings(device="cpu", threads=torch.get_num_threads())),
-        "seeds": {arm: arm_seeds.get(arm, seeds) for arm in args.arms},
+        "seeds": seeds_by_arm(args.arms, seeds, arm_seeds),
         "arms": args.arms, "sized_params_M": args.sized_params, "jobs": args.jobs, "test_size": size,
         "opts": opts, "wall_s_this_call": time.time() - start, "summary": summary, "runs": results})
     with open(os.path.join(args.results_dir, "search_quality.md"), "w") as f:

@@ -101,7 +101,7 @@ def test_arm_errors_name_the_fix(tmp_path):
             search_quality.parse_arm_seeds([bad], first_seed=0)
 
 
-def test_cli_rejects_bad_arms_before_any_work(tmp_path, capsys):
+def test_cli_rejects_bad_arms_before_any_work(tmp_path):
     """A wrong arm option stops the command at once, before the pre-training and data steps."""
     with pytest.raises(SystemExit, match="--sized-params is the sized arm's band"):
         search_quality.main(["--arms", "stock", "--sized-params", "0.5", "0.8", "--work-dir", str(tmp_path)])
