@@ -21,7 +21,11 @@ the embedded dataset, random weights, the default threads), driven by their publ
   ``torch.profiler`` records itself), and the rest of the iteration (gradient clipping, the
   trainers' hooks and logging, the profiler's own work).
 
-The profiler adds a few microseconds per op (the supernet runs ~10⁴ ops a pass).
+The profiler adds a few microseconds per op (the supernet runs ~10⁴ ops a pass).  The search
+runs with the head's batch split off (``MODEL.FAD.CPU_BATCH_THREADS 1``): the ranges above are
+per thread, and the split's worker threads would run the cell groups side by side, so that wall
+time could no longer be charged to one module at a time; ``search_wallclock --unsplit`` measures
+what the split saves.
 
     python -m benchmarks.search_profile                    # writes benchmarks/results/search_profile.{json,md}
     python -m benchmarks.search_profile --threads 1 --warmup 1
@@ -44,8 +48,8 @@ from torch.profiler import ProfilerActivity, profile
 from fad_d2.search import search_groups
 
 from .common import Settings, machine_info, markdown_table
-from .search_wallclock import (PLAIN_CONFIG, RESULTS, SEARCH_CONFIG, add_run_arguments, run_setting, run_trainer,
-                               trainer_config, write_results)
+from .search_wallclock import (PLAIN_CONFIG, RESULTS, SEARCH_CONFIG, UNSPLIT_OPTS, add_run_arguments, run_setting,
+                               run_trainer, trainer_config, write_results)
 
 PARTS = {"backbone": "backbone (ResNet bottom-up)", "fpn": "FPN (lateral, output, P6/P7 convs)",
          "head_box": "head: box group (FAD) / box tower (stock)",
@@ -249,13 +253,14 @@ def profile_iterations(search_config: str = SEARCH_CONFIG, plain_config: str = P
         try:
             cfg = trainer_config(config, output_dir=output_dir, batch=batch, short_side=short_side,
                                  max_size=max_size, max_iter=warmup + 2, num_classes=num_classes,
-                                 device=device, workers=workers, extra_opts=extra_opts)
+                                 device=device, workers=workers,
+                                 extra_opts=(*extra_opts, *(UNSPLIT_OPTS if variant == "search" else ())))
             variants[variant] = profile_trainer(variant, cfg, warmup)
         finally:
             shutil.rmtree(output_dir, ignore_errors=True)
     setting = {"batch": batch, "image": [short_side, max_size], "classes": num_classes,
                "search_config": search_config, "plain_config": plain_config,
-               "threads": torch.get_num_threads(), "warmup": warmup}
+               "threads": torch.get_num_threads(), "warmup": warmup, "search_opts": list(UNSPLIT_OPTS)}
     return {"setting": setting, "variants": variants}
 
 
@@ -292,8 +297,8 @@ def format_profile(result: dict) -> str:
                "plain total", "search total", "search / plain"]
     title = (f"One iteration under `torch.profiler` (ms, wall time, {s['threads']} thread(s), after "
              f"{s['warmup']} warm-up iterations): batch {s['batch']} at short side {s['image'][0]} "
-             f"(long ≤ {s['image'][1]}), {s['classes']} classes; `{s['search_config']}` against "
-             f"`{s['plain_config']}`:")
+             f"(long ≤ {s['image'][1]}), {s['classes']} classes; `{s['search_config']}` (with "
+             f"`{' '.join(s['search_opts'])}`) against `{s['plain_config']}`:")
     return f"{title}\n\n{markdown_table(headers, rows)}"
 
 

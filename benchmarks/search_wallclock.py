@@ -58,8 +58,12 @@ SEARCH_CONFIG = "configs/Search/search_fad_fcos_R_50_FPN_voc.yaml"
 PLAIN_CONFIG = "configs/FCOS/fcos_R_50_FPN_1x_coco.yaml"
 DATASET = "fad_synth_train"
 VARIANTS = ("plain", "search")
+UNSPLIT = "search_unsplit"
+"""The ``--unsplit`` variant: the search with the head's batch split off (on the CPU)."""
 LABELS = {"plain": "plain FCOS iteration (`Trainer`, Detectron2's `DefaultTrainer`)",
-          "search": "search iteration (`SearchTrainer`: α step + w step)"}
+          "search": "search iteration (`SearchTrainer`: α step + w step)",
+          UNSPLIT: "search iteration, head batch split off (`MODEL.FAD.CPU_BATCH_THREADS 1`)"}
+UNSPLIT_OPTS = ("MODEL.FAD.CPU_BATCH_THREADS", "1")
 SMOKE = {"search_config": "configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml",
          "plain_config": "configs/Demo/fcos_R_18_FPN_demo.yaml", "batch": 2, "short_side": 128,
          "max_size": 160, "warmup": 1, "iterations": 2, "workers": 0,
@@ -153,22 +157,27 @@ def time_trainer(variant: str, cfg, warmup: int) -> Dict[str, List[float]]:
 def compare_trainers(search_config: str = SEARCH_CONFIG, plain_config: str = PLAIN_CONFIG, *,
                      batch: int = 4, short_side: int = 416, max_size: int = 693, warmup: int = 2,
                      iterations: int = 5, rounds: int = 1, num_classes: int = 20, device: str = "cpu",
-                     workers: Optional[int] = None, extra_opts: Sequence[str] = ()) -> dict:
+                     workers: Optional[int] = None, extra_opts: Sequence[str] = (),
+                     unsplit: bool = False) -> dict:
     """Median wall time of a plain and a search iteration through the trainers (module
-    docstring); ``workers``: ``DATALOADER.NUM_WORKERS`` (None: the configs')."""
-    configs = {"plain": plain_config, "search": search_config}
-    runs = {v: [] for v in VARIANTS}
+    docstring); ``workers``: ``DATALOADER.NUM_WORKERS`` (None: the configs'); ``unsplit``: also
+    the search with the head's batch split off (:data:`UNSPLIT`, after the search in each round)."""
+    configs = {"plain": (plain_config, ()), "search": (search_config, ()),
+               UNSPLIT: (search_config, UNSPLIT_OPTS)}
+    variants_run = VARIANTS + ((UNSPLIT,) if unsplit else ())
+    runs = {v: [] for v in variants_run}
     workers_used = {}
     for _ in range(rounds):
-        for variant in VARIANTS:
+        for variant in variants_run:
             output_dir = tempfile.mkdtemp(prefix=f"fad_bench_{variant}_")
+            config_file, variant_opts = configs[variant]
             try:
-                cfg = trainer_config(configs[variant], output_dir=output_dir, batch=batch,
+                cfg = trainer_config(config_file, output_dir=output_dir, batch=batch,
                                      short_side=short_side, max_size=max_size,
                                      max_iter=warmup + iterations + 1, num_classes=num_classes,
-                                     device=device, workers=workers, extra_opts=extra_opts)
+                                     device=device, workers=workers, extra_opts=(*extra_opts, *variant_opts))
                 workers_used[variant] = cfg.DATALOADER.NUM_WORKERS
-                runs[variant].append(time_trainer(variant, cfg, warmup))
+                runs[variant].append(time_trainer("plain" if variant == "plain" else "search", cfg, warmup))
             finally:
                 shutil.rmtree(output_dir, ignore_errors=True)
     variants = {}
@@ -193,9 +202,13 @@ def compare_trainers(search_config: str = SEARCH_CONFIG, plain_config: str = PLA
 
 
 def summary(result: dict) -> Dict[str, float]:
-    """The search overhead factor: search iteration / plain iteration (medians)."""
+    """The search overhead factor: search iteration / plain iteration (medians); with the
+    :data:`UNSPLIT` variant also its factor."""
     v = result["variants"]
-    return {"wallclock_search_vs_plain": v["search"]["median_s"] / v["plain"]["median_s"]}
+    ret = {"wallclock_search_vs_plain": v["search"]["median_s"] / v["plain"]["median_s"]}
+    if UNSPLIT in v:
+        ret["wallclock_unsplit_vs_plain"] = v[UNSPLIT]["median_s"] / v["plain"]["median_s"]
+    return ret
 
 
 def format_comparison(result: dict) -> str:
@@ -264,9 +277,11 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, help="timed iterations per trainer and round (default 5)")
     parser.add_argument("--rounds", type=int, default=1, help="plain, search, plain, … (default 1)")
+    parser.add_argument("--unsplit", action="store_true",
+                        help="also time the search with the head's batch split off (MODEL.FAD.CPU_BATCH_THREADS 1)")
     add_run_arguments(parser)
     args = parser.parse_args(argv)
-    kwargs = run_setting(args, rounds=args.rounds, workers=None, iterations=5)
+    kwargs = run_setting(args, rounds=args.rounds, workers=None, iterations=5, unsplit=args.unsplit)
     if args.iterations is not None:
         kwargs["iterations"] = args.iterations
     machine = machine_info(Settings(device=args.device, threads=torch.get_num_threads()))

@@ -84,6 +84,8 @@ def check_fad_config(cfg):
     fad = cfg.MODEL.FAD
     _check_cells_node(fad, "MODEL.FAD", 2)
     _require(fad.LAYOUT in LAYOUTS, "MODEL.FAD.LAYOUT", fad.LAYOUT, f"one of {list(LAYOUTS)}")
+    _require(_is_int(fad.CPU_BATCH_THREADS) and fad.CPU_BATCH_THREADS >= 0, "MODEL.FAD.CPU_BATCH_THREADS",
+             fad.CPU_BATCH_THREADS, "an integer >= 0 (0: one chunk per CPU thread; 1: no split)")
     _check_cells_node(cfg.MODEL.FAD_MASK, "MODEL.FAD_MASK", 1)
     _check_search(cfg.SEARCH)
     ema = cfg.MODEL_EMA

@@ -15,6 +15,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling.anchor_generator import build_anchor_generator
 from torch import nn
 
+from .batch_threads import batch_thread_chunks, run_batch_threads
 from .fad_module import FADModule
 from .fcos import FCOS_HEAD_REGISTRY
 from .heads import configured_space, fad_head_spec, head_genotype
@@ -42,13 +43,19 @@ class _FADDenseHead(nn.Module):
     ``forward(features: List[Tensor[N, c, Hi, Wi]])`` returns ``(logits, bbox_reg[, ctrness])``:
     lists over levels of ``Tensor[N, A·K, Hi, Wi]``, ``Tensor[N, A·4, Hi, Wi]`` and, with
     ``centerness=True`` (FCOS: predicted from the box group), ``Tensor[N, 1, Hi, Wi]``.
+
+    ``batch_threads`` (``MODEL.FAD.CPU_BATCH_THREADS``): on the CPU, the batch is cut into that
+    many chunks computed in parallel threads (0: one per intra-op thread, at most N; 1: none);
+    see :mod:`fad_d2.modeling.batch_threads`.
     """
 
     @configurable
     def __init__(self, *, fad_module: FADModule, channels: int, num_classes: int, num_anchors: int,
-                 prior_prob: float, centerness: bool, bbox_reg_bias_init: float = 0.0):
+                 prior_prob: float, centerness: bool, bbox_reg_bias_init: float = 0.0,
+                 batch_threads: int = 0):
         super().__init__()
         self.fad = fad_module
+        self.batch_threads = batch_threads
         self.cls_score = nn.Conv2d(channels, num_anchors * num_classes, 3, padding=1)
         self.bbox_pred = nn.Conv2d(channels, num_anchors * 4, 3, padding=1)
         self.ctrness = nn.Conv2d(channels, 1, 3, padding=1) if centerness else None
@@ -60,6 +67,17 @@ class _FADDenseHead(nn.Module):
         nn.init.constant_(self.bbox_pred.bias, bbox_reg_bias_init)
 
     def forward(self, features: List[torch.Tensor]):
+        chunks = batch_thread_chunks(self.batch_threads, features[0])
+        if chunks > 1:
+            flat = run_batch_threads(self._levels, list(features), self, chunks)
+        else:
+            flat = self._levels(features)
+        levels = len(features)
+        return tuple(flat[k:k + levels] for k in range(0, len(flat), levels))
+
+    def _levels(self, features: List[torch.Tensor]) -> List[torch.Tensor]:
+        """The outputs of every level, kind by kind: logits of each level, then box
+        regressions, then (FCOS) centerness."""
         logits, bbox_reg, ctrness = [], [], []
         for feature in features:
             box_feature, cls_feature = self.fad(feature)
@@ -67,7 +85,7 @@ class _FADDenseHead(nn.Module):
             bbox_reg.append(self.bbox_pred(box_feature))
             if self.ctrness is not None:
                 ctrness.append(self.ctrness(box_feature))
-        return (logits, bbox_reg, ctrness) if self.ctrness is not None else (logits, bbox_reg)
+        return logits + bbox_reg + ctrness
 
 
 @FCOS_HEAD_REGISTRY.register()
@@ -84,6 +102,7 @@ class FADHead(_FADDenseHead):
             "prior_prob": cfg.MODEL.FCOS.PRIOR_PROB,
             "centerness": True,
             "bbox_reg_bias_init": cfg.MODEL.FCOS.BBOX_REG_BIAS_INIT,
+            "batch_threads": cfg.MODEL.FAD.CPU_BATCH_THREADS,
         }
 
 
@@ -103,4 +122,5 @@ class FADRetinaNetHead(_FADDenseHead):
             "num_anchors": num_anchors.pop(),
             "prior_prob": cfg.MODEL.RETINANET.PRIOR_PROB,
             "centerness": False,
+            "batch_threads": cfg.MODEL.FAD.CPU_BATCH_THREADS,
         }

@@ -55,6 +55,7 @@ BAD_VALUES = {
     "MODEL.FAD.SEARCH_SPACE": ("'fulll'", "one of"),
     "MODEL.FAD.LAYOUT": ("'diagonal'", "one of"),
     "MODEL.FAD.NORM": ("'LN'", "one of"),
+    "MODEL.FAD.CPU_BATCH_THREADS": ("-1", ">= 0"),
     "MODEL.FAD_MASK.NUM_CELLS": ("0", ">= 1"),
     "MODEL.FAD_MASK.INNER_CHANNELS": ("48", "multiple of 32"),
     "SEARCH.ALPHA_BETAS": ("(0.5,)", "two numbers"),

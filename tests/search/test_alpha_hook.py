@@ -7,6 +7,8 @@ import torch
 from detectron2.utils.events import EventStorage
 
 import fad_d2  # noqa: F401
+import fad_d2.modeling.fad_head as fad_head
+from fad_d2.modeling.batch_threads import run_batch_threads
 from fad_d2.search import SearchTrainer
 from fad_d2.search.alpha_hook import requires_grad_only
 from fad_d2.search.trainer import with_global_grad_clip
@@ -135,3 +137,53 @@ def test_w_gradients_the_same_with_alpha_frozen(trainer):
         assert (with_alpha is None) == (without is None)
         if with_alpha is not None:
             assert torch.equal(with_alpha, without)
+
+
+def test_head_batch_split_gives_the_same_alpha_step_and_w_gradients(tmp_path, monkeypatch):
+    """``MODEL.FAD.CPU_BATCH_THREADS``: the α step (``AlphaUpdateHook.step``: α's gradient and
+    update) and the w step's gradients on a batch of 4 cut into two threads' chunks equal those of
+    one call, to float64 rounding (at this test size, c′ = 32 in 32 GroupNorm groups on 1×1
+    levels, some weight gradients are sums that cancel to a small part of their terms: float32
+    would leave them to rounding in either computation)."""
+    calls = []
+
+    def counted(fn, inputs, module, chunks):
+        calls.append(chunks)
+        return run_batch_threads(fn, inputs, module, chunks)
+
+    monkeypatch.setattr(fad_head, "run_batch_threads", counted)
+    trainer = SearchTrainer(tiny_search_cfg(tmp_path, "SOLVER.IMS_PER_BATCH", "4"))
+    model, hook = trainer.model.to(torch.float64), trainer.alpha_hook
+    alphas, weights = architecture_parameters(model), weight_parameters(model)
+    batch = next(iter(hook.data_loader))
+    assert len(batch) == 4
+    model.head.batch_threads = 1
+    with EventStorage(0):  # a fresh model's first pass can differ from the next ones in the last bits
+        model(batch)
+    alpha_start = [a.detach().clone() for a in alphas]
+    model_state = copy.deepcopy(model.state_dict())
+    optimizer_state = copy.deepcopy(hook.optimizer.state_dict())
+    results = {}
+    for threads in (1, 2):
+        model.load_state_dict(model_state)
+        hook.optimizer.load_state_dict(optimizer_state)
+        model.head.batch_threads = threads
+        with EventStorage(0):
+            model.loss_normalizer = 100.0  # FCOS's running normaliser, the same for every pass
+            hook.step(model, batch)
+            alpha_grads = [a.grad.clone() for a in alphas]
+            model.zero_grad(set_to_none=True)
+            model.loss_normalizer = 100.0
+            sum(model(batch).values()).backward()
+        results[threads] = ([a.detach().clone() for a in alphas], alpha_grads, [p.grad for p in weights])
+    assert calls == [2, 2], "the split ran in both passes of the second round only"
+    (alpha_one, alpha_grad_one, grads_one), (alpha_split, alpha_grad_split, grads_split) = results[1], results[2]
+    assert not any(torch.equal(a, b) for a, b in zip(alpha_one, alpha_start)), "the α step moved α"
+    for a, b in zip(alpha_grad_one + alpha_one, alpha_grad_split + alpha_split):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-13 * float(a.abs().max()))
+    scale = max(float(g.abs().max()) for g in grads_one if g is not None)
+    assert sum(g is not None for g in grads_one) > len(grads_one) // 2
+    for a, b in zip(grads_one, grads_split):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-12 * scale)
