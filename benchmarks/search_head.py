@@ -1,6 +1,8 @@
 """Benchmark: the search supernet's head, forward + backward, in the cells' CPU layout
 (channels-last, :func:`fad_d2.space.cell.cell_layout`) against NCHW (``input_layout()``, what it
-computed in before), beside the stock FCOS head.
+computed in before), with and without the batch split over threads
+(:mod:`fad_d2.modeling.batch_threads`, ``MODEL.FAD.CPU_BATCH_THREADS``), beside the stock FCOS
+head.
 
 The heads of the paper's search config (``FADHead``: the FAD module with M = 1, c′ = 96, c = 256,
 the ``full`` space, and its predictors; 20 classes) and of the same config with
@@ -8,7 +10,9 @@ the ``full`` space, and its predictors; 20 classes) and of the same config with
 of 4 416×693 images (P3…P7: 52×87 … 4×6), every output receiving a random gradient (α included,
 as in the w step).  Medians of single timed calls (``fad_d2.timing.time_fns``, variants
 alternating round by round): at torch's default thread count (wall time) and on one thread
-(process CPU time).  The layouts compute the same values (``tests/space/test_space_channels_last.py``).
+(process CPU time; one thread never splits).  The layouts compute the same values
+(``tests/space/test_space_channels_last.py``), and so does the split
+(``tests/modeling/test_batch_threads.py``).
 
     python -m benchmarks.search_head                       # default threads, then 1 thread
     python -m benchmarks.search_head --threads 2 --repeats 5
@@ -32,7 +36,8 @@ from .search_wallclock import RESULTS, SEARCH_CONFIG
 
 VARIANTS = {"stock": "stock FCOS head (4 convs per tower)",
             "search_nchw": "search head, NCHW",
-            "search": "search head, channels-last (the cells' CPU layout)"}
+            "search_unsplit": "search head, channels-last, batch split off (`MODEL.FAD.CPU_BATCH_THREADS 1`)",
+            "search": "search head, channels-last (the cells' CPU layout), batch split over the threads (default)"}
 
 
 class HeadWorkload:
@@ -67,6 +72,8 @@ def compare_heads(threads: Sequence[int], repeats: int = 3, config_file: str = S
 
     def run(name):
         workload = workloads["stock" if name == "stock" else "search"]
+        if name != "stock":
+            workload.head.batch_threads = 1 if name == "search_unsplit" else 0
         with input_layout() if name == "search_nchw" else contextlib.nullcontext():
             workload.step()
 
@@ -86,6 +93,7 @@ def summary(result: dict) -> Dict[str, float]:
         t = {name: r["median_s"] for name, r in times.items()}
         out[f"channels_last_vs_nchw_{n}t"] = t["search"] / t["search_nchw"]
         out[f"search_vs_stock_{n}t"] = t["search"] / t["stock"]
+        out[f"split_vs_unsplit_{n}t"] = t["search"] / t["search_unsplit"]
     return out
 
 

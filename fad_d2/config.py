@@ -69,6 +69,7 @@ def _add_fad_mask_config(cfg):
     cfg.MODEL.FAD_MASK.NUM_NODES = 3
     cfg.MODEL.FAD_MASK.NORM = "GN"
     cfg.MODEL.FAD_MASK.GENOTYPE = ""
+    cfg.MODEL.FAD_MASK.CPU_BATCH_THREADS = 0  # as MODEL.FAD.CPU_BATCH_THREADS, over the RoIs
 
 
 def _add_maskiou_config(cfg):

@@ -57,6 +57,8 @@ def _check_cells_node(node, key, num_groups):
                  f"with {key}.NORM 'GN' (GroupNorm of {GN_GROUPS} groups) a multiple of {GN_GROUPS}")
     _require(_ints(cells, num_groups, 1), f"{key}.NUM_CELLS", shown(cells),
              f"{what} >= 1 (M, cells per group)")
+    _require(_is_int(node.CPU_BATCH_THREADS) and node.CPU_BATCH_THREADS >= 0, f"{key}.CPU_BATCH_THREADS",
+             node.CPU_BATCH_THREADS, "an integer >= 0 (0: one chunk per CPU thread; 1: no split)")
 
 
 def _check_search(s):
@@ -84,8 +86,6 @@ def check_fad_config(cfg):
     fad = cfg.MODEL.FAD
     _check_cells_node(fad, "MODEL.FAD", 2)
     _require(fad.LAYOUT in LAYOUTS, "MODEL.FAD.LAYOUT", fad.LAYOUT, f"one of {list(LAYOUTS)}")
-    _require(_is_int(fad.CPU_BATCH_THREADS) and fad.CPU_BATCH_THREADS >= 0, "MODEL.FAD.CPU_BATCH_THREADS",
-             fad.CPU_BATCH_THREADS, "an integer >= 0 (0: one chunk per CPU thread; 1: no split)")
     _check_cells_node(cfg.MODEL.FAD_MASK, "MODEL.FAD_MASK", 1)
     _check_search(cfg.SEARCH)
     ema = cfg.MODEL_EMA

@@ -10,17 +10,24 @@ from fvcore.nn import weight_init
 from torch import nn
 
 from ..space import CellGroup
+from .batch_threads import batch_thread_chunks, run_batch_threads
 from .heads import build_cell_groups, configured_space, fad_head_spec, head_genotype
 
 
 @ROI_MASK_HEAD_REGISTRY.register()
 class FADMaskHead(BaseMaskRCNNHead):
-    """RoI features Tensor[R, c, 14, 14] → cells → deconv → mask logits Tensor[R, K, 28, 28]."""
+    """RoI features Tensor[R, c, 14, 14] → cells → deconv → mask logits Tensor[R, K, 28, 28].
+
+    ``batch_threads`` (``MODEL.FAD_MASK.CPU_BATCH_THREADS``): on the CPU, the R RoIs are cut
+    into that many chunks computed in parallel threads (:mod:`fad_d2.modeling.batch_threads`).
+    """
 
     @configurable
-    def __init__(self, input_shape: ShapeSpec, *, cells: CellGroup, num_classes: int, **kwargs):
+    def __init__(self, input_shape: ShapeSpec, *, cells: CellGroup, num_classes: int, batch_threads: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         c = input_shape.channels
+        self.batch_threads = batch_threads
         self.cells = cells
         self.deconv = ConvTranspose2d(c, c, kernel_size=2, stride=2)
         self.deconv_relu = nn.ReLU()
@@ -43,8 +50,15 @@ class FADMaskHead(BaseMaskRCNNHead):
             input_shape=input_shape,
             cells=cells,
             num_classes=1 if cfg.MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK else cfg.MODEL.ROI_HEADS.NUM_CLASSES,
+            batch_threads=fad.CPU_BATCH_THREADS,
         )
         return ret
 
     def layers(self, x):
+        chunks = batch_thread_chunks(self.batch_threads, x)
+        if chunks > 1:
+            return run_batch_threads(lambda xs: [self._mask_logits(xs[0])], [x], self, chunks)[0]
+        return self._mask_logits(x)
+
+    def _mask_logits(self, x):
         return self.predictor(self.deconv_relu(self.deconv(self.cells(x))))

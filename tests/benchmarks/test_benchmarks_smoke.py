@@ -120,22 +120,26 @@ def test_search_head():
                                        extra_opts=["MODEL.FAD.SEARCH_SPACE", "subset1"])
     times = result["threads"]["1"]
     assert set(times) == set(search_head.VARIANTS) and all(set(t) == TIME_KEYS for t in times.values())
-    assert set(search_head.summary(result)) == {"channels_last_vs_nchw_1t", "search_vs_stock_1t"}
+    assert set(search_head.summary(result)) == {"channels_last_vs_nchw_1t", "search_vs_stock_1t",
+                                                "split_vs_unsplit_1t"}
     assert search_head.format_comparison(result).count("\n") == 2 + 2 + len(search_head.VARIANTS) - 1
 
 
 @pytest.fixture(scope="module")
 def wallclock_result():
-    return search_wallclock.compare_trainers(**search_wallclock.SMOKE)
+    return search_wallclock.compare_trainers(**search_wallclock.SMOKE, unsplit=True)
 
 
 def test_search_wallclock(wallclock_result):
     s, v = wallclock_result["setting"], wallclock_result["variants"]
-    assert set(v) == set(search_wallclock.VARIANTS)
+    assert set(v) == {*search_wallclock.VARIANTS, search_wallclock.UNSPLIT}
     for r in v.values():  # SMOKE: 1 warm-up + 2 timed iterations
         assert len(r["warmup_s"]) == 1 and len(r["times_s"]) == 2 and r["median_s"] > 0
-    assert s["threads"] == 1 and s["workers"] == {"plain": 0, "search": 0}
-    assert set(search_wallclock.summary(wallclock_result)) == {"wallclock_search_vs_plain"}
+    assert s["threads"] == 1 and s["workers"] == {"plain": 0, "search": 0, search_wallclock.UNSPLIT: 0}
+    assert set(search_wallclock.summary(wallclock_result)) == {"wallclock_search_vs_plain",
+                                                               "wallclock_unsplit_vs_plain"}
+    assert "| search iteration, head batch split off (`MODEL.FAD.CPU_BATCH_THREADS 1`) |" in \
+        search_wallclock.format_comparison(wallclock_result)
     assert "| search iteration (`SearchTrainer`: α step + w step) |" in \
         search_wallclock.format_comparison(wallclock_result)
     (ratio,) = wallclock_result["round_ratios"]  # one round: its ratio is the medians' ratio

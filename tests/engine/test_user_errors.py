@@ -57,6 +57,7 @@ BAD_VALUES = {
     "MODEL.FAD.NORM": ("'LN'", "one of"),
     "MODEL.FAD.CPU_BATCH_THREADS": ("-1", ">= 0"),
     "MODEL.FAD_MASK.NUM_CELLS": ("0", ">= 1"),
+    "MODEL.FAD_MASK.CPU_BATCH_THREADS": ("-2", ">= 0"),
     "MODEL.FAD_MASK.INNER_CHANNELS": ("48", "multiple of 32"),
     "SEARCH.ALPHA_BETAS": ("(0.5,)", "two numbers"),
     "SEARCH.GRAD_CLIP_NORM": ("-5.0", ">= 0"),

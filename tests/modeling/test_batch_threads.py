@@ -47,6 +47,18 @@ def _pass(head, features, chunks):
             {n: p.grad for n, p in head.named_parameters()})
 
 
+def _assert_passes_equal(one, split):
+    """Outputs and input gradients equal per image; parameter gradients to float64 rounding."""
+    (outputs, input_grads, param_grads), (split_outputs, split_input_grads, split_param_grads) = one, split
+    assert len(split_outputs) == len(outputs)
+    for a, b in zip(outputs + input_grads, split_outputs + split_input_grads):
+        assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert param_grads.keys() == split_param_grads.keys()
+    for name, grad in param_grads.items():
+        assert grad is not None, name
+        assert torch.allclose(grad, split_param_grads[name], rtol=1e-10, atol=1e-10), name
+
+
 @pytest.mark.parametrize("detector", sorted(CONFIGS))
 @pytest.mark.parametrize("mode", ["search", "derived"])
 def test_split_batch_equals_one_call(detector, mode, tmp_path):
@@ -58,15 +70,35 @@ def test_split_batch_equals_one_call(detector, mode, tmp_path):
     features = _features()
     outputs, input_grads, param_grads = _pass(head, features, 1)
     assert head.fad.box.is_search == (mode == "search")
+    assert len(outputs) == (15 if detector == "fcos" else 10)
     for chunks in (2, 3):  # 7 images: chunks of 3 + 4, and 2 + 2 + 3
-        split_outputs, split_input_grads, split_param_grads = _pass(head, features, chunks)
-        assert len(split_outputs) == len(outputs) == (15 if detector == "fcos" else 10)
-        for a, b in zip(outputs + input_grads, split_outputs + split_input_grads):
-            assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-12, atol=1e-12)
-        assert param_grads.keys() == split_param_grads.keys()
-        for name, grad in param_grads.items():
-            assert grad is not None, name
-            assert torch.allclose(grad, split_param_grads[name], rtol=1e-10, atol=1e-10), name
+        _assert_passes_equal((outputs, input_grads, param_grads), _pass(head, features, chunks))
+
+
+@pytest.mark.parametrize("mode", ["search", "derived"])
+def test_mask_head_split_over_rois_equals_one_call(mode, tmp_path):
+    opts = ["MODEL.ROI_MASK_HEAD.NAME", "FADMaskHead", "MODEL.FAD_MASK.INNER_CHANNELS", "32"]
+    if mode == "derived":
+        genotype = str(tmp_path / "genotype.json")
+        save_genotype(sample_random_genotype(get_search_space("full"), ("mask",), seed=4), genotype)
+        opts += ["MODEL.FAD_MASK.GENOTYPE", genotype]
+    torch.manual_seed(0)
+    head = build_model(cpu_cfg(config_path("Demo/mask_rcnn_R_18_FPN_demo.yaml"), *opts)).roi_heads.mask_head
+    head = head.to(torch.float64)
+    g = torch.Generator().manual_seed(1)
+    rois = torch.randn(5, head.deconv.in_channels, 14, 14, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def mask_pass(chunks):
+        head.batch_threads = chunks
+        head.zero_grad(set_to_none=True)
+        rois.grad = None
+        logits = head.layers(rois)
+        logits.backward(torch.randn(logits.shape, generator=torch.Generator().manual_seed(2), dtype=logits.dtype))
+        return [logits.detach()], [rois.grad], {n: p.grad for n, p in head.named_parameters()}
+
+    one = mask_pass(1)
+    assert one[0][0].shape[0] == 5 and one[0][0].shape[-2:] == (28, 28)
+    _assert_passes_equal(one, mask_pass(2))  # 5 RoIs: chunks of 2 + 3
 
 
 def test_alpha_only_pass_gives_the_alpha_gradient():
