@@ -10,8 +10,9 @@
 * Group: M cells in sequence sharing one architecture; in search mode it owns the α
   (Tensor[E, K], attribute ``alpha``) that its cells share.
 
-Shapes: cell and group inputs and outputs are Tensor[N, c, H, W].  On the CPU a group computes
-in the channels-last memory layout (:func:`cell_layout`); its output is channels-last there.
+Shapes: cell and group inputs and outputs are Tensor[N, c, H, W].  On the CPU, on more than one
+thread, a group computes in the channels-last memory layout (:func:`cell_layout`); its output is
+channels-last there.
 """
 from __future__ import annotations
 
@@ -35,11 +36,15 @@ _cpu_channels_last = True  # False inside ``input_layout()``
 
 def cell_layout(x: Tensor) -> Tensor:
     """``x`` (Tensor[N, c, H, W]) in the memory layout the cells compute in: channels-last on the
-    CPU, where it is oneDNN's own layout for the cells' 1×1 and depthwise convs (from NCHW,
-    oneDNN reorders every conv's input and output once it runs on more than one thread, which
-    about doubles the work of the c′-channel convs); unchanged on other devices, under tracing
-    and inside :func:`input_layout`.  Values are the same in either layout."""
-    if _cpu_channels_last and x.device.type == "cpu" and x.dim() == 4 and not torch.jit.is_tracing():
+    CPU when the calling thread runs its ops on more than one intra-op thread, where it is
+    oneDNN's own layout for the cells' 1×1 and depthwise convs (from NCHW, oneDNN reorders every
+    conv's input and output once it runs on more than one thread, which about doubles the work
+    of the c′-channel convs); unchanged on one thread (a worker of the batch split,
+    ``fad_d2.modeling.batch_threads``, or a one-thread run: no reorder there, and NCHW was the
+    faster layout, ``benchmarks/search_head.py``), on other devices, under tracing and inside
+    :func:`input_layout`.  Values are the same in either layout."""
+    if (_cpu_channels_last and x.device.type == "cpu" and x.dim() == 4 and not torch.jit.is_tracing()
+            and torch.get_num_threads() > 1):
         return x.contiguous(memory_format=torch.channels_last)
     return x
 

@@ -142,7 +142,8 @@ def test_w_gradients_the_same_with_alpha_frozen(trainer):
 def test_head_batch_split_gives_the_same_alpha_step_and_w_gradients(tmp_path, monkeypatch):
     """``MODEL.FAD.CPU_BATCH_THREADS``: the α step (``AlphaUpdateHook.step``: α's gradient and
     update) and the w step's gradients on a batch of 4 cut into two threads' chunks equal those of
-    one call, to float64 rounding (at this test size, c′ = 32 in 32 GroupNorm groups on 1×1
+    one call, to float64 rounding (the workers compute the cells in NCHW on one thread each, the
+    one call channels-last on two; at this test size, c′ = 32 in 32 GroupNorm groups on 1×1
     levels, some weight gradients are sums that cancel to a small part of their terms: float32
     would leave them to rounding in either computation)."""
     calls = []
@@ -180,10 +181,10 @@ def test_head_batch_split_gives_the_same_alpha_step_and_w_gradients(tmp_path, mo
     (alpha_one, alpha_grad_one, grads_one), (alpha_split, alpha_grad_split, grads_split) = results[1], results[2]
     assert not any(torch.equal(a, b) for a, b in zip(alpha_one, alpha_start)), "the α step moved α"
     for a, b in zip(alpha_grad_one + alpha_one, alpha_grad_split + alpha_split):
-        assert torch.allclose(a, b, rtol=1e-10, atol=1e-13 * float(a.abs().max()))
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10 * float(a.abs().max()))
     scale = max(float(g.abs().max()) for g in grads_one if g is not None)
     assert sum(g is not None for g in grads_one) > len(grads_one) // 2
     for a, b in zip(grads_one, grads_split):
         assert (a is None) == (b is None)
         if a is not None:
-            assert torch.allclose(a, b, rtol=1e-9, atol=1e-12 * scale)
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-10 * scale)

@@ -1,6 +1,6 @@
-"""On the CPU the cell groups and the FAD module compute in the channels-last layout
-(``cell_layout``): their outputs and the gradients of the input, every weight and α equal those of
-the NCHW path (``input_layout()``, what they computed before)."""
+"""On the CPU, on more than one thread, the cell groups and the FAD module compute in the
+channels-last layout (``cell_layout``): their outputs and the gradients of the input, every weight
+and α equal those of the NCHW path (``input_layout()``, and the one-thread layout)."""
 import pytest
 import torch
 
@@ -11,6 +11,15 @@ from fad_d2.space.mixed_op import _phases
 from space_helpers import gradients, perturb_
 
 C = 32
+
+
+@pytest.fixture(autouse=True)
+def two_threads():
+    """Channels-last is the layout of more than one intra-op thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
 
 
 def nchw_and_channels_last(module, x):
@@ -82,6 +91,12 @@ def test_layout_not_under_tracing_nor_in_input_layout():
     with input_layout():
         assert cell_layout(x) is x
     assert cell_layout(x) is not x
+
+
+def test_layout_on_one_thread_is_the_input_layout():
+    x = torch.randn(1, 4, 3, 5)
+    torch.set_num_threads(1)
+    assert cell_layout(x) is x
 
 
 @pytest.mark.parametrize("dilation", [2, 3])
