@@ -37,7 +37,7 @@ from .search_wallclock import RESULTS, SEARCH_CONFIG
 VARIANTS = {"stock": "stock FCOS head (4 convs per tower)",
             "search_nchw": "search head, NCHW",
             "search_unsplit": "search head, channels-last, batch split off (`MODEL.FAD.CPU_BATCH_THREADS 1`)",
-            "search": "search head, channels-last (the cells' CPU layout), batch split over the threads (default)"}
+            "search": "search head, default (batch split over the threads; channels-last only on more than one thread per worker)"}
 
 
 class HeadWorkload:
