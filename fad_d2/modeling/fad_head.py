@@ -45,7 +45,7 @@ class _FADDenseHead(nn.Module):
     ``centerness=True`` (FCOS: predicted from the box group), ``Tensor[N, 1, Hi, Wi]``.
 
     ``batch_threads`` (``MODEL.FAD.CPU_BATCH_THREADS``): on the CPU, the batch is cut into that
-    many chunks computed in parallel threads (0: one per intra-op thread, at most N; 1: none);
+    many chunks computed in parallel threads (0: one per intra-op thread; at most N // 2; 1: none);
     see :mod:`fad_d2.modeling.batch_threads`.
     """
 
