@@ -104,6 +104,15 @@ class _ThreadContext:
             yield
 
 
+def _run_chunk(fn: HeadFn, inputs: Sequence[Tensor], chunk: slice, context: _ThreadContext, record: bool):
+    """In a worker: ``(chunk inputs, fn(chunk inputs))`` for ``x[chunk]`` of every input, under
+    the caller's ``context``; ``record``: with its own autograd graph (the chunk inputs are new
+    leaves requiring gradients where the inputs do), else without autograd."""
+    with torch.enable_grad() if record else torch.no_grad(), context():
+        xs = [x.detach()[chunk].requires_grad_(x.requires_grad) if record else x[chunk] for x in inputs]
+        return xs, fn(xs)
+
+
 class _BatchThreadsFunction(torch.autograd.Function):
     """``apply(fn, pool, slices, context, num_inputs, *inputs, *params)`` → fn's outputs for the
     whole batch (see the module docstring).  Keeps each worker's chunk inputs and graph for
@@ -112,13 +121,7 @@ class _BatchThreadsFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, fn, pool, slices, context, num_inputs, *tensors):
         inputs = tensors[:num_inputs]
-
-        def run(chunk: slice):
-            with torch.enable_grad(), context():
-                xs = [x.detach()[chunk].requires_grad_(x.requires_grad) for x in inputs]
-                return xs, fn(xs)
-
-        ctx.runs = list(pool.map(run, slices))
+        ctx.runs = list(pool.map(lambda chunk: _run_chunk(fn, inputs, chunk, context, record=True), slices))
         ctx.pool, ctx.slices, ctx.num_inputs = pool, slices, num_inputs
         ctx.params = tensors[num_inputs:]
         return tuple(torch.cat(parts) for parts in zip(*(outs for _, outs in ctx.runs)))
@@ -194,8 +197,6 @@ def run_batch_threads(fn: HeadFn, inputs: Sequence[Tensor], module: torch.nn.Mod
     context = _ThreadContext()
     params = [p for p in module.parameters() if p.requires_grad]
     if not torch.is_grad_enabled() or not any(t.requires_grad for t in (*inputs, *params)):
-        def run(chunk: slice):
-            with torch.no_grad(), context():
-                return fn([x[chunk] for x in inputs])
-        return [torch.cat(parts) for parts in zip(*pool.map(run, slices))]
+        runs = pool.map(lambda chunk: _run_chunk(fn, inputs, chunk, context, record=False), slices)
+        return [torch.cat(parts) for parts in zip(*(outs for _, outs in runs))]
     return list(_BatchThreadsFunction.apply(fn, pool, slices, context, len(inputs), *inputs, *params))
