@@ -53,7 +53,8 @@ def _add_fad_head_config(cfg):
     cfg.MODEL.FAD.LAYOUT = "sequential"  # sequential (paper) | parallel (appendix 6.1 ablation)
     cfg.MODEL.FAD.BOX_FIRST = True  # box/centerness from group 1, classes from group 2 (paper)
     # CPU only: cut the head's batch into this many chunks run in parallel threads, each with its
-    # share of torch's threads (fad_d2.modeling.batch_threads); 0: one per thread; 1: off
+    # share of torch's threads (fad_d2.modeling.batch_threads); 0: one per thread (off with NORM
+    # 'BN' in training: BatchNorm's statistics are over the batch); 1: off
     cfg.MODEL.FAD.CPU_BATCH_THREADS = 0
 
 

@@ -59,6 +59,8 @@ def _check_cells_node(node, key, num_groups):
              f"{what} >= 1 (M, cells per group)")
     _require(_is_int(node.CPU_BATCH_THREADS) and node.CPU_BATCH_THREADS >= 0, f"{key}.CPU_BATCH_THREADS",
              node.CPU_BATCH_THREADS, "an integer >= 0 (0: one chunk per CPU thread; 1: no split)")
+    _require(node.NORM != "BN" or node.CPU_BATCH_THREADS <= 1, f"{key}.CPU_BATCH_THREADS", node.CPU_BATCH_THREADS,
+             f"0 or 1 with {key}.NORM 'BN' (BatchNorm normalises over the whole batch, which a split would cut)")
 
 
 def _check_search(s):

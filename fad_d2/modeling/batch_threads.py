@@ -4,8 +4,10 @@ On the CPU the FAD heads' many small ops (c′-channel convs, GroupNorm and ReLU
 levels, hundreds of calls per pass) split poorly over intra-op threads: on two cores the search
 head's forward + backward runs only about 1.5× faster on two threads than on one.  The head's
 computation is independent per image (convolutions, GroupNorm over each image's own channels,
-ReLU, α shared by all images; no batch statistics), so its batch can be cut into chunks that
-run at the same time in worker threads, each with its share of the intra-op threads:
+ReLU, α shared by all images), so its batch can be cut into chunks that run at the same time in
+worker threads, each with its share of the intra-op threads.  A head whose BatchNorm layers
+normalise by the batch's statistics (``NORM "BN"`` in training) is not independent per image and
+is never split (:func:`uses_batch_statistics`).
 
 * forward: each worker runs the head on its chunk (``x[a:b]`` of every input), recording its
   own autograd graph; the outputs are the chunks' outputs concatenated along the batch;
@@ -27,10 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
+from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["batch_thread_chunks", "run_batch_threads"]
+__all__ = ["batch_thread_chunks", "run_batch_threads", "uses_batch_statistics"]
 
 HeadFn = Callable[[List[Tensor]], List[Tensor]]
 """A head as :func:`run_batch_threads` calls it: per-level inputs Tensor[n, …] (batch first) →
@@ -40,18 +43,32 @@ _pools: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
 
-def batch_thread_chunks(requested: int, x: Tensor) -> int:
-    """How many chunks (parallel workers) the batch of ``x`` (Tensor[N, …]) is cut into.
+def uses_batch_statistics(module: nn.Module) -> bool:
+    """Whether a BatchNorm layer of ``module`` normalises by the statistics of the batch it is
+    given (training mode, or no running statistics): an image's outputs then depend on the
+    other images of the batch (and two workers would update the same running statistics)."""
+    return any(isinstance(m, _BatchNorm) and (m.training or m.running_mean is None) for m in module.modules())
+
+
+def batch_thread_chunks(requested: int, x: Tensor, module: nn.Module) -> int:
+    """How many chunks (parallel workers) the batch of ``x`` (Tensor[N, …]) is cut into when
+    ``module`` computes on it.
 
     ``requested``: ``MODEL.FAD.CPU_BATCH_THREADS`` — 0: as many as torch's intra-op threads;
     k ≥ 1: k (1: no split); in both cases at most N // 2, so that every chunk holds two images
     or more (PyTorch's GroupNorm refuses one image whose channel groups hold a single value,
     e.g. c′ = 32 in 32 groups on a 1×1 level, which the whole batch passes).  Always 1 off the
-    CPU (a GPU parallelises the ops themselves) and under tracing (fvcore's FLOP count and
-    TorchScript see the plain ops)."""
+    CPU (a GPU parallelises the ops themselves), under tracing (fvcore's FLOP count and
+    TorchScript see the plain ops) and when ``module`` :func:`uses_batch_statistics` (with
+    ``requested`` > 1 that is an error: the split would change what the head computes)."""
     if requested < 0:
         raise ValueError(f"CPU batch threads: {requested} is not allowed: an integer >= 0 (0: automatic)")
     if x.device.type != "cpu" or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return 1
+    if uses_batch_statistics(module):
+        if requested > 1:
+            raise ValueError(f"CPU batch threads: {requested} chunks of the batch, but {type(module).__name__} "
+                             "normalises by batch statistics (BatchNorm in training mode): use 0 or 1, or GN")
         return 1
     wanted = requested or torch.get_num_threads()
     return max(1, min(wanted, x.shape[0] // 2))

@@ -45,7 +45,8 @@ class _FADDenseHead(nn.Module):
     ``centerness=True`` (FCOS: predicted from the box group), ``Tensor[N, 1, Hi, Wi]``.
 
     ``batch_threads`` (``MODEL.FAD.CPU_BATCH_THREADS``): on the CPU, the batch is cut into that
-    many chunks computed in parallel threads (0: one per intra-op thread; at most N // 2; 1: none);
+    many chunks computed in parallel threads (0: one per intra-op thread; at most N // 2; 1: none;
+    never with BatchNorm in training);
     see :mod:`fad_d2.modeling.batch_threads`.
     """
 
@@ -67,7 +68,7 @@ class _FADDenseHead(nn.Module):
         nn.init.constant_(self.bbox_pred.bias, bbox_reg_bias_init)
 
     def forward(self, features: List[torch.Tensor]):
-        chunks = batch_thread_chunks(self.batch_threads, features[0])
+        chunks = batch_thread_chunks(self.batch_threads, features[0], self)
         if chunks > 1:
             flat = run_batch_threads(self._levels, list(features), self, chunks)
         else:

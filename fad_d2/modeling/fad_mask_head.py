@@ -55,7 +55,7 @@ class FADMaskHead(BaseMaskRCNNHead):
         return ret
 
     def layers(self, x):
-        chunks = batch_thread_chunks(self.batch_threads, x)
+        chunks = batch_thread_chunks(self.batch_threads, x, self)
         if chunks > 1:
             return run_batch_threads(lambda xs: [self._mask_logits(xs[0])], [x], self, chunks)[0]
         return self._mask_logits(x)

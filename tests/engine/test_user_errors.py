@@ -77,6 +77,15 @@ def test_bad_config_value_names_key_value_and_allowed(key):
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("node", ["MODEL.FAD", "MODEL.FAD_MASK"])
+def test_batch_split_refused_with_batchnorm(node):
+    with pytest.raises(ConfigError) as info:
+        cpu_cfg(DEMO_FCOS, f"{node}.NORM", "BN", f"{node}.CPU_BATCH_THREADS", "2")
+    assert str(info.value) == (f"{node}.CPU_BATCH_THREADS: 2 is not allowed: 0 or 1 with {node}.NORM 'BN' "
+                               "(BatchNorm normalises over the whole batch, which a split would cut)")
+    assert cpu_cfg(DEMO_FCOS, f"{node}.NORM", "BN")[node.split(".")[0]][node.split(".")[1]].CPU_BATCH_THREADS == 0
+
+
 def test_head_name_ignored_by_meta_architecture():
     with pytest.raises(ConfigError, match=r"MODEL.RETINANET.HEAD_NAME: 'FADRetinaNetHead' is ignored by "
                                           r"MODEL.META_ARCHITECTURE 'RetinaNet'; only \['SelectableHeadRetinaNet'\]"):

@@ -9,7 +9,7 @@ import torch
 from detectron2.modeling import build_model
 
 import fad_d2  # noqa: F401
-from fad_d2.modeling.batch_threads import batch_thread_chunks, run_batch_threads
+from fad_d2.modeling.batch_threads import batch_thread_chunks, run_batch_threads, uses_batch_statistics
 from fad_d2.space import architecture_parameters, get_search_space, sample_random_genotype, save_genotype
 from tests.conftest import config_path
 from tests.modeling.utils import cpu_cfg
@@ -19,9 +19,9 @@ CONFIGS = {"fcos": ("Demo/fcos_R_18_FPN_demo.yaml", "MODEL.FCOS.HEAD_NAME", "FAD
 LEVELS = ((12, 16), (6, 8), (3, 4), (2, 3), (2, 2))
 
 
-def _head(detector, genotype=None, dtype=torch.float64):
+def _head(detector, genotype=None, dtype=torch.float64, norm="GN"):
     cfg_file, key, name = CONFIGS[detector]
-    opts = [key, name, "MODEL.FAD.INNER_CHANNELS", "[32, 32]", "MODEL.FAD.NUM_CELLS", "[2, 1]"]
+    opts = [key, name, "MODEL.FAD.INNER_CHANNELS", "[32, 32]", "MODEL.FAD.NUM_CELLS", "[2, 1]", "MODEL.FAD.NORM", norm]
     if genotype:
         opts += ["MODEL.FAD.GENOTYPE", genotype]
     torch.manual_seed(0)
@@ -166,9 +166,11 @@ def test_autocast_reaches_the_workers():
 def test_workers_share_the_intra_op_threads():
     before = torch.get_num_threads()
     seen = []
+    together = threading.Barrier(2, timeout=30)  # both chunks at once: on two threads
 
     def fn(xs):
         seen.append((threading.get_ident(), torch.get_num_threads(), xs[0].shape[0]))
+        together.wait()
         return [x * 2 for x in xs]
 
     try:
@@ -186,14 +188,14 @@ def test_workers_share_the_intra_op_threads():
 
 
 def test_chunk_count_and_errors():
-    x = torch.zeros(7, 1)
+    x, module = torch.zeros(7, 1), torch.nn.Module()
     threads = torch.get_num_threads()
-    assert batch_thread_chunks(0, x) == min(threads, 3)
-    assert [batch_thread_chunks(k, x) for k in (1, 2, 3, 8)] == [1, 2, 3, 3], "two images or more per chunk"
-    assert [batch_thread_chunks(8, torch.zeros(n, 1)) for n in (1, 2, 3, 4)] == [1, 1, 1, 2]
-    assert batch_thread_chunks(2, torch.zeros(4, 1, device="meta")) == 1, "only on the CPU"
+    assert batch_thread_chunks(0, x, module) == min(threads, 3)
+    assert [batch_thread_chunks(k, x, module) for k in (1, 2, 3, 8)] == [1, 2, 3, 3], "two images or more per chunk"
+    assert [batch_thread_chunks(8, torch.zeros(n, 1), module) for n in (1, 2, 3, 4)] == [1, 1, 1, 2]
+    assert batch_thread_chunks(2, torch.zeros(4, 1, device="meta"), module) == 1, "only on the CPU"
     with pytest.raises(ValueError, match="an integer >= 0"):
-        batch_thread_chunks(-1, x)
+        batch_thread_chunks(-1, x, module)
     with pytest.raises(ValueError, match=r"batch sizes \[7, 2\]"):
         run_batch_threads(lambda xs: xs, [x, torch.zeros(2, 1)], torch.nn.Module(), 2)
     x.requires_grad_()
@@ -201,3 +203,34 @@ def test_chunk_count_and_errors():
     y.sum().backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="a second backward"):
         y.sum().backward()
+
+
+def test_batchnorm_head_is_split_only_without_batch_statistics():
+    """With ``MODEL.FAD.NORM "BN"`` an image's outputs depend on the whole batch in training
+    (BatchNorm's batch statistics; two workers would also race on its running statistics):
+    automatic means no split there, and an explicit split is refused.  In eval mode BatchNorm
+    uses its running statistics, the images are independent again and the split applies."""
+    head = _head("fcos", norm="BN")
+    features = _features(requires_grad=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert uses_batch_statistics(head) and batch_thread_chunks(0, features[0], head) == 1
+        head.batch_threads = 0
+        with torch.no_grad():
+            whole = [o for kind in head(features) for o in kind]
+            first = [o for kind in head([f[:3] for f in features]) for o in kind]
+        assert not torch.allclose(whole[0][:3], first[0]), "BatchNorm couples the images: a split would differ"
+        head.batch_threads = 2
+        with pytest.raises(ValueError, match="FADHead normalises by batch statistics"):
+            head(features)
+        head.eval()
+        assert not uses_batch_statistics(head) and batch_thread_chunks(0, features[0], head) == 2
+        with torch.no_grad():
+            head.batch_threads = 1
+            one = [o for kind in head(features) for o in kind]
+            head.batch_threads = 2
+            split = [o for kind in head(features) for o in kind]
+        _assert_close(one, split)
+    finally:
+        torch.set_num_threads(before)
