@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks import (derived_head, mixed_op, report, run_all, search_head, search_profile, search_step,
-                        search_wallclock)
+                        search_wallclock, split_paired)
 from benchmarks.common import Settings, image_size, level_sizes, peak_memory_bytes, saved_activation_bytes
 
 TINY = Settings(device="cpu", threads=1, warmup=0, repeats=1)
@@ -148,6 +148,25 @@ def test_search_wallclock(wallclock_result):
     two_rounds = {**wallclock_result, "round_ratios": [2.5, 3.25]}
     assert "per round (the medians of one plain and the search run after it): 2.50×, 3.25×." in \
         search_wallclock.format_comparison(two_rounds)
+
+
+def test_split_paired():
+    smoke = {k: v for k, v in search_wallclock.SMOKE.items() if k not in ("plain_config", "iterations")}
+    result = split_paired.compare_paired(**smoke, pairs=2)
+    # SMOKE's one warm-up iteration ran split; the timed ones: off, split, off, split
+    assert result["states"] == [split_paired.UNSPLIT, split_paired.SPLIT] * 2
+    split, off = (result["variants"][split_paired.LABELS[k]] for k in (split_paired.SPLIT, split_paired.UNSPLIT))
+    assert len(split["times_s"]) == len(off["times_s"]) == 2
+    assert result["pair_ratios"] == [pytest.approx(b / a) for a, b in zip(split["times_s"], off["times_s"])]
+    table = split_paired.format_paired(result)
+    assert table.count("\n| ") == 3 and f"median **{result['median_pair_ratio']:.2f}×**" in table
+
+
+def test_split_paired_needs_a_fad_head():
+    hook = split_paired.AlternateSplit()
+    hook.trainer = type("Trainer", (), {"model": torch.nn.Conv2d(1, 1, 1)})()
+    with pytest.raises(ValueError, match="no FAD head"):
+        hook.before_train()
 
 
 def test_search_profile():
