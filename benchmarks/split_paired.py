@@ -74,11 +74,14 @@ def compare_paired(search_config: str = SEARCH_CONFIG, *, batch: int = 4, short_
         run_trainer("search", cfg, lambda trainer: [alternate, timer])
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)
-    times, states = timer.times()[warmup:], alternate.states[warmup:warmup + 2 * pairs]
+    times, usage = timer.times()[warmup:], timer.usage()[warmup:]
+    states = alternate.states[warmup:warmup + 2 * pairs]
     variants = {}
     for state in (SPLIT, UNSPLIT):
         ts = [t for t, s in zip(times, states) if s == state]
-        variants[LABELS[state]] = {"batch_threads": state, "median_s": statistics.median(ts), "times_s": ts}
+        us = [u for u, s in zip(usage, states) if s == state]
+        variants[LABELS[state]] = {"batch_threads": state, "median_s": statistics.median(ts), "times_s": ts,
+                                   **{f"median_{k}": statistics.median(u[k] for u in us) for k in us[0]}}
     by_pair = [dict(zip(states[k:k + 2], times[k:k + 2])) for k in range(0, len(times), 2)]
     pair_ratios = [p[UNSPLIT] / p[SPLIT] for p in by_pair]
     setting = {"batch": batch, "image": [short_side, max_size], "classes": num_classes,
@@ -96,9 +99,12 @@ def format_paired(result: dict) -> str:
              f"whose iterations alternate split / off, {s['threads']} thread(s), {s['workers']} data loader "
              f"workers, batch {s['batch']} at short side {s['image'][0]} (long ≤ {s['image'][1]}), "
              f"{s['classes']} classes, random weights; {s['warmup']} warm-up iterations, then "
-             f"{s['pairs']} pairs, wall clock per iteration (α step + w step):")
-    rows = [[label, f"{r['median_s']:.2f}", ", ".join(f"{t:.2f}" for t in r["times_s"])] for label, r in v.items()]
-    table = markdown_table(["search iteration, head batch", "median (s)", "iterations (s)"], rows)
+             f"{s['pairs']} pairs, wall clock per iteration (α step + w step); medians (CPU: this process's threads; minor page faults):")
+    rows = [[label, f"{r['median_s']:.2f}", f"{r['median_user_s']:.1f}", f"{r['median_system_s']:.2f}",
+             f"{r['median_page_faults'] / 1e3:.0f}k", ", ".join(f"{t:.2f}" for t in r["times_s"])]
+            for label, r in v.items()]
+    table = markdown_table(["search iteration, head batch", "median (s)", "user CPU (s)", "system CPU (s)",
+                            "page faults", "iterations (s)"], rows)
     ratios = ", ".join(f"{r:.2f}" for r in result["pair_ratios"])
     return (f"{title}\n\n{table}\n\nOff / split per pair of adjacent iterations: {ratios}; "
             f"median **{result['median_pair_ratio']:.2f}×**.")
