@@ -16,7 +16,6 @@ model state, and each pair of adjacent iterations gives one off / on ratio.  The
 Writes ``benchmarks/results/split_paired.{json,md}`` (``--smoke``: only where ``--out`` says).
 """
 import argparse
-import os
 import shutil
 import statistics
 import tempfile

@@ -65,13 +65,14 @@ def batch_thread_chunks(requested: int, x: Tensor, module: nn.Module) -> int:
         raise ValueError(f"CPU batch threads: {requested} is not allowed: an integer >= 0 (0: automatic)")
     if x.device.type != "cpu" or torch.jit.is_tracing() or torch.jit.is_scripting():
         return 1
-    if uses_batch_statistics(module):
+    chunks = max(1, min(requested or torch.get_num_threads(), x.shape[0] // 2))
+    # the module walk only where its answer matters (not on one thread, nor at batch 1 in inference)
+    if (requested > 1 or chunks > 1) and uses_batch_statistics(module):
         if requested > 1:
             raise ValueError(f"CPU batch threads: {requested} chunks of the batch, but {type(module).__name__} "
                              "normalises by batch statistics (BatchNorm in training mode): use 0 or 1, or GN")
         return 1
-    wanted = requested or torch.get_num_threads()
-    return max(1, min(wanted, x.shape[0] // 2))
+    return chunks
 
 
 def _pool(workers: int, threads_each: int) -> ThreadPoolExecutor:
