@@ -140,9 +140,13 @@ def cpu_seconds_elsewhere() -> Optional[float]:
 
 
 def machine_info(settings: Settings) -> dict:
-    """Where and when the benchmarks ran: CPU, cores, load, GPU, versions, threads, date."""
+    """Where and when the benchmarks ran: CPU, its vector instructions as PyTorch uses them,
+    cores, load, GPU, versions, threads, date.  (``cpu_capability``, e.g. AVX2 or AVX512: the
+    plain detector's large convolutions gain more from wider vectors than the supernet head's
+    small ops, so the search / plain ratio depends on it.)"""
     return {
         "cpu": device_name("cpu"),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cores": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "device": settings.device,

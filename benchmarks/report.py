@@ -17,7 +17,8 @@ def machine_line(machine: dict) -> str:
     busy = ""
     if load is not None and load > 0.5:
         busy = f"; 1-min load average {load:.1f} at start (other work running: timings noisy)"
-    return (f"{machine['cpu']}, {machine['cores']} cores{gpu}; device `{machine['device']}`, "
+    capability = f" ({machine['cpu_capability']})" if machine.get("cpu_capability") else ""
+    return (f"{machine['cpu']}{capability}, {machine['cores']} cores{gpu}; device `{machine['device']}`, "
             f"{machine['threads']} thread(s); torch {machine['torch']}, detectron2 "
             f"{machine['detectron2']}, Python {machine['python']}; {machine['date']}{busy}.")
 
