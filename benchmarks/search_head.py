@@ -22,7 +22,7 @@ import contextlib
 import os
 import sys
 import warnings
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 
@@ -57,17 +57,29 @@ class HeadWorkload:
         torch.autograd.backward(outputs, self.grads)
 
 
-def compare_heads(threads: Sequence[int], repeats: int = 3, config_file: str = SEARCH_CONFIG,
-                  batch: int = 4, short_side: int = 416, extra_opts: Sequence[str] = ()) -> dict:
-    """Forward + backward times of :data:`VARIANTS` on each thread count of ``threads``."""
+def search_and_stock_configs(config_file: str = SEARCH_CONFIG, extra_opts: Sequence[str] = ()):
+    """The search config on the CPU without weights, and the same with the stock ``FCOSHead``."""
     cfg = load_cfg(repo_path(config_file), [*extra_opts, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
     stock_cfg = cfg.clone()
     stock_cfg.merge_from_list(["MODEL.FCOS.HEAD_NAME", "FCOSHead"])
+    return cfg, stock_cfg
+
+
+def fpn_features(cfg, batch: int, short_side: int) -> List[torch.Tensor]:
+    """Random FPN features (seed 0) of ``batch`` images at ``short_side``: Tensor[batch, C, H, W]
+    per level P3…P7, requiring gradients."""
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(batch, cfg.MODEL.FPN.OUT_CHANNELS, h, w, generator=g).requires_grad_()
+            for h, w in level_sizes(*image_size(short_side))]
+
+
+def compare_heads(threads: Sequence[int], repeats: int = 3, config_file: str = SEARCH_CONFIG,
+                  batch: int = 4, short_side: int = 416, extra_opts: Sequence[str] = ()) -> dict:
+    """Forward + backward times of :data:`VARIANTS` on each thread count of ``threads``."""
+    cfg, stock_cfg = search_and_stock_configs(config_file, extra_opts)
     torch.manual_seed(0)
     heads = {"stock": build_head(stock_cfg), "search": build_head(cfg)}
-    g = torch.Generator().manual_seed(0)
-    features = [torch.randn(batch, cfg.MODEL.FPN.OUT_CHANNELS, h, w, generator=g).requires_grad_()
-                for h, w in level_sizes(*image_size(short_side))]
+    features = fpn_features(cfg, batch, short_side)
     workloads = {name: HeadWorkload(head, features) for name, head in heads.items()}
 
     def run(name):

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from benchmarks import (derived_head, mixed_op, report, run_all, search_head, search_profile, search_step,
+from benchmarks import (derived_head, head_convs, mixed_op, report, run_all, search_head, search_profile, search_step,
                         search_wallclock, split_paired)
 from benchmarks.common import Settings, image_size, level_sizes, peak_memory_bytes, saved_activation_bytes
 
@@ -123,6 +123,19 @@ def test_search_head():
     assert set(search_head.summary(result)) == {"channels_last_vs_nchw_1t", "search_vs_stock_1t",
                                                 "split_vs_unsplit_1t"}
     assert search_head.format_comparison(result).count("\n") == 2 + 2 + len(search_head.VARIANTS) - 1
+
+
+def test_head_convs():
+    result = head_convs.compare(DEMO_SEARCH, batch=2, short_side=128, extra_opts=["MODEL.FAD.SEARCH_SPACE", "subset1"])
+    search, stock = result["heads"]["search"], result["heads"]["stock"]
+    assert set(search["forward_macs"]) == {"1×1", "depthwise", "dense 3×3"}
+    assert set(stock["forward_macs"]) == {"dense 3×3"}
+    # the stock head's convolutions run forward once: the profiled kernels' multiply-adds are the counter's
+    assert stock["forward_macs"]["dense 3×3"] == pytest.approx(2 * stock["macs_per_image"], rel=1e-9)
+    for r in (search, stock):
+        assert set(r["seconds"]) == {f"{k} {d}" for k in r["forward_macs"] for d in ("forward", "backward")}
+        assert 0 < sum(r["seconds"].values()) < r["total_s"]
+    assert head_convs.format_convs(result).count("\n") == 2 + 2 + 3 + 1 + 1 + 1 - 1
 
 
 @pytest.fixture(scope="module")
