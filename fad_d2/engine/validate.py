@@ -10,7 +10,7 @@ import numbers
 
 from ..modeling.fad_module import LAYOUTS
 from ..modeling.heads import check_head_names, genotype_record_json
-from ..space import SEARCH_SPACES
+from ..space import CELL_KINDS, SEARCH_SPACES
 from ..space.transformations import GN_GROUPS, NORMS
 
 
@@ -40,6 +40,7 @@ def _check_cells_node(node, key, num_groups):
     """The keys shared by ``MODEL.FAD`` (two groups: lists) and ``MODEL.FAD_MASK`` (one: ints)."""
     _require(node.SEARCH_SPACE in SEARCH_SPACES, f"{key}.SEARCH_SPACE", node.SEARCH_SPACE,
              f"one of {list(SEARCH_SPACES)}")
+    _require(node.CELL in CELL_KINDS, f"{key}.CELL", node.CELL, f"one of {list(CELL_KINDS)}")
     _require(node.NORM in NORMS, f"{key}.NORM", node.NORM, f"one of {list(NORMS)}")
     _require(_is_int(node.NUM_NODES) and node.NUM_NODES >= 1, f"{key}.NUM_NODES", node.NUM_NODES,
              "an integer >= 1 (intermediate nodes per cell; the paper: 3)")
@@ -90,6 +91,8 @@ def check_fad_config(cfg):
     _require(fad.LAYOUT in LAYOUTS, "MODEL.FAD.LAYOUT", fad.LAYOUT, f"one of {list(LAYOUTS)}")
     _check_cells_node(cfg.MODEL.FAD_MASK, "MODEL.FAD_MASK", 1)
     _check_search(cfg.SEARCH)
+    _require(cfg.SEARCH.COST.WEIGHT == 0 or fad.CELL == "paper", "SEARCH.COST.WEIGHT", cfg.SEARCH.COST.WEIGHT,
+             "0 with MODEL.FAD.CELL 'released' (the cost model knows the paper cell only)")
     ema = cfg.MODEL_EMA
     _require(isinstance(ema.ENABLED, bool), "MODEL_EMA.ENABLED", ema.ENABLED, "True or False")
     _require(_is_number(ema.DECAY) and 0 < ema.DECAY < 1, "MODEL_EMA.DECAY", ema.DECAY,
