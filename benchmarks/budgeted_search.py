@@ -40,6 +40,7 @@ VARIANTS = {
 # a smoke run: a few iterations of everything, evaluation included
 TINY = ("SOLVER.MAX_ITER", "4", "SOLVER.STEPS", "(3,)", "SOLVER.WARMUP_ITERS", "1", "SOLVER.CHECKPOINT_PERIOD", "1000",
         "SEARCH.DERIVE_PERIOD", "2", "SEARCH.COST.REPEATS", "1", "SOLVER.IMS_PER_BATCH", "2",
+        "SEARCH.ALPHA_WARMUP_ITERS", "0", "SEARCH.STABLE_PERIODS", "1", "SEARCH.SELECTION", "alpha",
         "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "192", "INPUT.MIN_SIZE_TEST", "128",
         "INPUT.MAX_SIZE_TEST", "192", "MODEL.FCOS.SCORE_THRESH_TEST", "0.0")  # detections after 4 iterations
 

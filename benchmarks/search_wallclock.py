@@ -115,6 +115,7 @@ def trainer_config(config_file: str, *, output_dir: str, batch: int, short_side:
             "DATASETS.TRAIN", f"('{DATASET}',)", "DATASETS.TEST", "()", "TEST.EVAL_PERIOD", "0",
             "SOLVER.IMS_PER_BATCH", str(batch), "SOLVER.MAX_ITER", str(max_iter),
             "SOLVER.CHECKPOINT_PERIOD", str(10 * max_iter), "SEARCH.DERIVE_PERIOD", str(10 * max_iter),
+            "SEARCH.ALPHA_WARMUP_ITERS", "0",  # every timed search iteration is an α step + a w step
             "INPUT.MIN_SIZE_TRAIN", f"({short_side},)", "INPUT.MAX_SIZE_TRAIN", str(max_size),
             "OUTPUT_DIR", output_dir, *extra_opts]
     if workers is not None:

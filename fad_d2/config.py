@@ -61,7 +61,7 @@ def _add_fad_head_config(cfg):
     #   (no GN, no ReLU) before the predictors. The released ops: SEARCH_SPACE no_dil3 (10
     #   transformations, no t6) with DILATED_BIAS True.
     cfg.MODEL.FAD.CELL = "paper"
-    cfg.MODEL.FAD.NORM = "GN"
+    cfg.MODEL.FAD.NORM = "GN"  # GN (GroupNorm(32), paper) | GN<k> (k groups, e.g. GN16) | BN | "" (none)
     cfg.MODEL.FAD.GENOTYPE = ""  # genotype JSON: empty = search supernet, a path = derived head
     cfg.MODEL.FAD.LAYOUT = "sequential"  # sequential (paper) | parallel (appendix 6.1 ablation)
     cfg.MODEL.FAD.BOX_FIRST = True  # box/centerness from group 1, classes from group 2 (paper)
@@ -82,7 +82,7 @@ def _add_fad_mask_config(cfg):
     cfg.MODEL.FAD_MASK.NUM_CELLS = 2  # M for a derived head (search uses M = 1)
     cfg.MODEL.FAD_MASK.NUM_NODES = 3
     cfg.MODEL.FAD_MASK.CELL = "paper"  # as MODEL.FAD.CELL (the released mask cell takes (x, x))
-    cfg.MODEL.FAD_MASK.NORM = "GN"
+    cfg.MODEL.FAD_MASK.NORM = "GN"  # as MODEL.FAD.NORM
     cfg.MODEL.FAD_MASK.GENOTYPE = ""
     cfg.MODEL.FAD_MASK.CPU_BATCH_THREADS = 0  # as MODEL.FAD.CPU_BATCH_THREADS, over the RoIs
 
@@ -115,8 +115,19 @@ def _add_search_config(cfg):
     cfg.SEARCH.ALPHA_BETAS = (0.5, 0.999)
     cfg.SEARCH.ALPHA_WEIGHT_DECAY = 1e-3
     cfg.SEARCH.GRAD_CLIP_NORM = 20.0  # global L2 clip of the w gradients (paper: 20; 0 = off)
-    cfg.SEARCH.DERIVE_PERIOD = 2500  # derive a discrete architecture every N iterations
-    cfg.SEARCH.STOP_WHEN_STABLE = True  # stop when a derivation equals the previous one
+    # w alone (no α step) for the first N iterations; derivations start counting after them
+    # (0 = the paper, α steps from the first iteration)
+    cfg.SEARCH.ALPHA_WARMUP_ITERS = 0
+    cfg.SEARCH.DERIVE_PERIOD = 2500  # derive a discrete architecture every N iterations (after the warm-up)
+    cfg.SEARCH.STOP_WHEN_STABLE = True  # stop when the derived architecture is stable (below)
+    # stable = unchanged over this many consecutive derivation periods (1 = the paper: a derivation
+    # equal to the previous one)
+    cfg.SEARCH.STABLE_PERIODS = 1
+    # how the final genotype is chosen: "alpha" (the paper: largest softmax(α)) | "perturbation"
+    # (the ops and edges whose removal raises the α-half loss of the trained supernet most;
+    # fad_d2/search/perturbation.py), measured on this many α-half batches
+    cfg.SEARCH.SELECTION = "alpha"
+    cfg.SEARCH.SELECTION_BATCHES = 4
     cfg.SEARCH.TRAIN_CONFIG = ""  # config that trains the derived genotype (named in the last line)
 
 

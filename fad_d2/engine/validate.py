@@ -11,7 +11,10 @@ import numbers
 from ..modeling.fad_module import LAYOUTS
 from ..modeling.heads import check_head_names, genotype_record_json
 from ..space import CELL_KINDS, SEARCH_SPACES
-from ..space.transformations import GN_GROUPS, NORMS
+from ..space.transformations import NORMS, gn_groups
+
+
+SELECTIONS = ("alpha", "perturbation")  # SEARCH.SELECTION: fad_d2.space.derive, fad_d2.search.perturbation
 
 
 class ConfigError(ValueError):
@@ -41,7 +44,9 @@ def _check_cells_node(node, key, num_groups):
     _require(node.SEARCH_SPACE in SEARCH_SPACES, f"{key}.SEARCH_SPACE", node.SEARCH_SPACE,
              f"one of {list(SEARCH_SPACES)}")
     _require(node.CELL in CELL_KINDS, f"{key}.CELL", node.CELL, f"one of {list(CELL_KINDS)}")
-    _require(node.NORM in NORMS, f"{key}.NORM", node.NORM, f"one of {list(NORMS)}")
+    groups = gn_groups(node.NORM) if isinstance(node.NORM, str) else None
+    _require(node.NORM in NORMS or groups is not None, f"{key}.NORM", node.NORM,
+             f"one of {list(NORMS)} or 'GN<groups>' (e.g. 'GN16': GroupNorm of 16 groups)")
     _require(_is_int(node.NUM_NODES) and node.NUM_NODES >= 1, f"{key}.NUM_NODES", node.NUM_NODES,
              "an integer >= 1 (intermediate nodes per cell; the paper: 3)")
     if num_groups == 1:
@@ -53,9 +58,9 @@ def _check_cells_node(node, key, num_groups):
     shown = (lambda v: v) if num_groups > 1 else (lambda v: v[0])
     _require(_ints(channels, num_groups, 1), f"{key}.INNER_CHANNELS", shown(channels),
              f"{what} >= 1 (c′ inside the transformation blocks)")
-    if node.NORM == "GN":
-        _require(all(c % GN_GROUPS == 0 for c in channels), f"{key}.INNER_CHANNELS", shown(channels),
-                 f"with {key}.NORM 'GN' (GroupNorm of {GN_GROUPS} groups) a multiple of {GN_GROUPS}")
+    if groups is not None:
+        _require(all(c % groups == 0 for c in channels), f"{key}.INNER_CHANNELS", shown(channels),
+                 f"with {key}.NORM {node.NORM!r} (GroupNorm of {groups} groups) a multiple of {groups}")
     _require(_ints(cells, num_groups, 1), f"{key}.NUM_CELLS", shown(cells),
              f"{what} >= 1 (M, cells per group)")
     _require(_is_int(node.CPU_BATCH_THREADS) and node.CPU_BATCH_THREADS >= 0, f"{key}.CPU_BATCH_THREADS",
@@ -79,6 +84,13 @@ def _check_search(s):
              "a number >= 0 (0 turns clipping off; the paper: 20)")
     _require(_is_int(s.DERIVE_PERIOD) and s.DERIVE_PERIOD >= 1, "SEARCH.DERIVE_PERIOD", s.DERIVE_PERIOD,
              "an integer >= 1 (iterations between derivations; the paper: 2500)")
+    _require(_is_int(s.ALPHA_WARMUP_ITERS) and s.ALPHA_WARMUP_ITERS >= 0, "SEARCH.ALPHA_WARMUP_ITERS",
+             s.ALPHA_WARMUP_ITERS, "an integer >= 0 (w-only iterations before the first α step)")
+    _require(s.SELECTION in SELECTIONS, "SEARCH.SELECTION", s.SELECTION, f"one of {list(SELECTIONS)}")
+    _require(_is_int(s.SELECTION_BATCHES) and s.SELECTION_BATCHES >= 1, "SEARCH.SELECTION_BATCHES",
+             s.SELECTION_BATCHES, "an integer >= 1 (α-half batches the perturbation rule measures the loss on)")
+    _require(_is_int(s.STABLE_PERIODS) and s.STABLE_PERIODS >= 1, "SEARCH.STABLE_PERIODS", s.STABLE_PERIODS,
+             "an integer >= 1 (derivation periods without change that end the search; the paper: 1)")
 
 
 def check_fad_config(cfg):

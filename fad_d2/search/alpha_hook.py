@@ -1,7 +1,8 @@
 """The α step of the bilevel search (paper §3.2, first-order DARTS) as a Detectron2 hook.
 
 Before each w step (``before_step``) the hook draws a batch of the α-half and takes one Adam
-step on the architecture parameters α only::
+step on the architecture parameters α only (from iteration ``SEARCH.ALPHA_WARMUP_ITERS`` on: a
+warm-up of w alone before α moves)::
 
     α ← α − Adam(∇_α L_val(w, α))        (w held fixed: the first-order approximation)
 
@@ -33,14 +34,17 @@ class AlphaUpdateHook(HookBase):
             that the α step adds to its losses (``cost_penalty.py``, ``SEARCH.COST``).
         precision: ``None`` (float32), or the autocast dtype of mixed precision
             (``fad_d2.engine.amp.amp_precision``); float16 losses are scaled by ``grad_scaler``.
+        first_iter: the first iteration with an α step (earlier ones train w alone and draw no
+            α-half batch).
 
     Logs ``alpha_total_loss``, ``alpha_loss_*``, ``alpha_lr`` and ``alpha_data_time``; its
     ``state_dict`` (the α optimizer's and the α GradScaler's states) goes into the trainer's
     checkpoints.
     """
 
-    def __init__(self, data_loader, optimizer, cost_penalty=None, precision=None):
+    def __init__(self, data_loader, optimizer, cost_penalty=None, precision=None, first_iter=0):
         self.data_loader = data_loader
+        self.first_iter = first_iter
         self.optimizer = optimizer
         self.cost_penalty = cost_penalty
         self.precision = precision
@@ -50,6 +54,8 @@ class AlphaUpdateHook(HookBase):
         self._data_iter = None
 
     def before_step(self):
+        if self.trainer.iter < self.first_iter:
+            return
         if self._data_iter is None:
             self._data_iter = iter(self.data_loader)
         start = time.perf_counter()

@@ -31,6 +31,7 @@ from ..space import CellGroup
 from .alpha_hook import AlphaUpdateHook, build_alpha_optimizer
 from .cost_penalty import CostReportHook, cost_penalty_from_config
 from .hooks import DeriveArchitectureHook
+from .perturbation import select_by_perturbation, selection_batches, supernet_loss
 from .split import load_or_make_split, select
 
 logger = logging.getLogger(__name__)
@@ -148,9 +149,13 @@ class SearchTrainer(Trainer):
         self.split, alpha_loader = self.build_alpha_loader(cfg)
         precision = amp_precision(cfg, self.groups[0].alpha.device.type) if cfg.SOLVER.AMP.ENABLED else None
         self.alpha_hook = AlphaUpdateHook(alpha_loader, build_alpha_optimizer(cfg, [g.alpha for g in self.groups]),
-                                          cost_penalty=self.cost_penalty, precision=precision)
+                                          cost_penalty=self.cost_penalty, precision=precision,
+                                          first_iter=cfg.SEARCH.ALPHA_WARMUP_ITERS)
         self.derive_hook = DeriveArchitectureHook(self.groups, cfg.SEARCH.DERIVE_PERIOD, cfg.SEARCH.STOP_WHEN_STABLE,
-                                                  cfg.OUTPUT_DIR)
+                                                  cfg.OUTPUT_DIR, start=cfg.SEARCH.ALPHA_WARMUP_ITERS,
+                                                  stable_periods=cfg.SEARCH.STABLE_PERIODS,
+                                                  select=self.perturbation_rule() if cfg.SEARCH.SELECTION == "perturbation"
+                                                  else None)
         ret = [h for h in super().build_hooks() if not isinstance(h, hooks.EvalHook)]
         timer = next((i for i, h in enumerate(ret) if isinstance(h, hooks.IterationTimer)), -1)
         ret.insert(timer + 1, self.alpha_hook)
@@ -159,6 +164,13 @@ class SearchTrainer(Trainer):
         if self.cost_penalty is not None:
             ret.insert(at + 1, CostReportHook(self.cost_penalty, cfg.OUTPUT_DIR))
         return ret
+
+    def perturbation_rule(self):
+        """The final genotype chosen by perturbation of the trained supernet on fixed α-half
+        batches (``SEARCH.SELECTION "perturbation"``), as a callable for the derive hook."""
+        _, _, alpha_dicts = split_training_data(self.cfg)
+        model, groups, cfg = self.model, self.groups, self.cfg
+        return lambda: select_by_perturbation(groups, supernet_loss(model, selection_batches(cfg, alpha_dicts)))
 
     def request_stop(self, reason):
         """Called by a hook in ``after_step``: the current iteration becomes the last one, for the

@@ -14,7 +14,7 @@ from .counting import (
     summarize_space,
     transformation_params,
 )
-from .derive import derive_cell, derive_genotype, derive_released_cell
+from .derive import assemble_cell, derive_cell, derive_genotype, derive_released_cell
 from .genotype import (
     CELL_KINDS,
     FORMAT,
@@ -60,7 +60,7 @@ __all__ = [
     "CellGroup", "DerivedCell", "DerivedEdge", "SearchCell", "SearchEdge",
     "format_summary", "num_derived_architectures", "num_edges", "num_representations",
     "num_unique_paths", "summarize_space", "transformation_params",
-    "derive_cell", "derive_genotype", "derive_released_cell",
+    "assemble_cell", "derive_cell", "derive_genotype", "derive_released_cell",
     "CELL_KINDS", "CellKind", "get_cell_kind",
     "FORMAT", "CellGenotype", "EdgeChoice", "Genotype", "GenotypeError", "cell_edges",
     "check_cell_genotype", "genotype_from_dict", "genotype_to_dict", "genotype_to_json",

@@ -28,7 +28,7 @@ from torch import Tensor
 from .genotype import CELL_KINDS, CellGenotype, CellKind, EdgeChoice, Genotype, cell_edges, kept_edges
 from .spaces import SearchSpace, get_search_space
 
-__all__ = ["derive_cell", "derive_released_cell", "derive_genotype"]
+__all__ = ["assemble_cell", "derive_cell", "derive_released_cell", "derive_genotype"]
 
 
 def _softmax(row: List[float]) -> List[float]:
@@ -38,6 +38,25 @@ def _softmax(row: List[float]) -> List[float]:
     exps = [math.exp(a - top) for a in row]
     total = math.fsum(exps)
     return [v / total for v in exps]
+
+
+def assemble_cell(best: List[Tuple[str, float]], num_nodes: int, kind: Union[str, CellKind] = "paper") -> CellGenotype:
+    """The cell genotype from each edge's chosen op and strength, ``best[e] = (op, strength)``
+    (edges in ``cell_edges(num_nodes, kind)`` order): per node the ``kept_edges`` incoming edges
+    of largest strength (ties: the lower input node), listed by input node.  Any selection rule
+    that scores ops and edges (α here, the supernet's loss in ``fad_d2.search.perturbation``)
+    builds its genotype with this."""
+    kind = CELL_KINDS[kind] if isinstance(kind, str) else kind
+    edges = cell_edges(num_nodes, kind)
+    if len(best) != len(edges):
+        raise ValueError(f"{len(best)} edge choices for a {kind.name} cell of {num_nodes} nodes, which has {len(edges)}")
+    nodes = []
+    for j in range(kind.first_node(), kind.first_node() + num_nodes):
+        incoming = [(e, i) for e, (i, target) in enumerate(edges) if target == j]
+        ranked = sorted(incoming, key=lambda edge: (-best[edge[0]][1], edge[1]))
+        kept = sorted(ranked[: kept_edges(j)], key=lambda edge: edge[1])
+        nodes.append(tuple(EdgeChoice(best[e][0], i) for e, i in kept))
+    return CellGenotype(tuple(nodes), kind.name)
 
 
 def _derive(alpha: Tensor, space: Union[str, SearchSpace], num_nodes: int,
@@ -54,13 +73,7 @@ def _derive(alpha: Tensor, space: Union[str, SearchSpace], num_nodes: int,
     for row in map(_softmax, alpha.detach().to("cpu", torch.float64).tolist()):
         k = max(range(len(space.ops)), key=row.__getitem__)  # first maximum: earliest column
         best.append((space.ops[k], row[k]))
-    nodes = []
-    for j in range(kind.first_node(), kind.first_node() + num_nodes):
-        incoming = [(e, i) for e, (i, target) in enumerate(edges) if target == j]
-        ranked = sorted(incoming, key=lambda edge: (-best[edge[0]][1], edge[1]))
-        kept = sorted(ranked[: kept_edges(j)], key=lambda edge: edge[1])
-        nodes.append(tuple(EdgeChoice(best[e][0], i) for e, i in kept))
-    return CellGenotype(tuple(nodes), kind.name)
+    return assemble_cell(best, num_nodes, kind)
 
 
 def derive_cell(alpha: Tensor, space: Union[str, SearchSpace], num_nodes: int = 3) -> CellGenotype:

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 __all__ = [
     "NONE",
     "GN_GROUPS",
+    "gn_groups",
     "TransformationSpec",
     "TRANSFORMATIONS",
     "ConvNormAct",
@@ -66,8 +67,8 @@ NONE = "none"
 """The zero choice of every edge (contributes 0; never part of a derived architecture)."""
 
 GN_GROUPS = 32
-NORMS = ("GN", "BN", "")  # the normalisations get_norm builds
 """GroupNorm group count used by ``norm="GN"`` (paper: GroupNorm after every conv)."""
+NORMS = ("GN", "BN", "")  # the normalisations get_norm builds, besides "GN<k>" (k groups)
 
 STREAMS = ("std", "sep")
 
@@ -148,20 +149,31 @@ TRANSFORMATIONS: Dict[str, TransformationSpec] = {**_fad_specs(), **_darts_specs
 """Every transformation by canonical name: the 12 FAD ones, then the 7 DARTS ones."""
 
 
+def gn_groups(norm: str) -> Optional[int]:
+    """The group count of a GroupNorm name: ``"GN"`` → 32 (the paper's), ``"GN<k>"`` → k (k ≥ 1,
+    e.g. ``"GN16"``: two channels per group at c′ = 32); ``None`` for any other name."""
+    if norm == "GN":
+        return GN_GROUPS
+    digits = norm[2:] if norm.startswith("GN") else ""
+    return int(digits) if digits.isdigit() and not digits.startswith("0") else None
+
+
 def get_norm(norm: str, channels: int) -> Optional[nn.Module]:
-    """The normalisation layer after a conv: ``"GN"`` (GroupNorm(32)), ``"BN"`` or ``""`` (None)."""
+    """The normalisation layer after a conv: ``"GN"`` (GroupNorm(32)), ``"GN<k>"`` (GroupNorm(k)),
+    ``"BN"`` or ``""`` (None)."""
     if not norm:
         return None
-    if norm == "GN":
-        if channels % GN_GROUPS != 0:
+    groups = gn_groups(norm)
+    if groups is not None:
+        if channels % groups != 0:
             raise ValueError(
-                f"GroupNorm with {GN_GROUPS} groups needs a channel count divisible by "
-                f"{GN_GROUPS}, got {channels} channels"
+                f"GroupNorm with {groups} groups needs a channel count divisible by "
+                f"{groups}, got {channels} channels"
             )
-        return nn.GroupNorm(GN_GROUPS, channels)
+        return nn.GroupNorm(groups, channels)
     if norm == "BN":
         return nn.BatchNorm2d(channels)
-    raise ValueError(f"unknown norm {norm!r} (valid: {', '.join(map(repr, NORMS))})")
+    raise ValueError(f"unknown norm {norm!r} (valid: {', '.join(map(repr, NORMS))} or 'GN<groups>')")
 
 
 class ConvNormAct(nn.Sequential):

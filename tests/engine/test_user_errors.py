@@ -64,7 +64,20 @@ BAD_VALUES = {
     "SEARCH.SPLIT_RATIO": ("1.5", "(0, 1)"),
     "SEARCH.DERIVE_PERIOD": ("0", ">= 1"),
     "SEARCH.ALPHA_LR": ("-0.1", ">= 0"),
+    "SEARCH.ALPHA_WARMUP_ITERS": ("-1", ">= 0"),
+    "SEARCH.STABLE_PERIODS": ("0", ">= 1"),
 }
+
+
+def test_group_norm_group_count_checked_against_inner_channels():
+    assert cpu_cfg(DEMO_FCOS, "MODEL.FAD.NORM", "GN16", "MODEL.FAD.INNER_CHANNELS", "[32, 48]").MODEL.FAD.NORM == "GN16"
+    with pytest.raises(ConfigError) as info:
+        cpu_cfg(DEMO_FCOS, "MODEL.FAD.NORM", "GN16", "MODEL.FAD.INNER_CHANNELS", "[32, 24]")
+    assert str(info.value) == ("MODEL.FAD.INNER_CHANNELS: [32, 24] is not allowed: with MODEL.FAD.NORM 'GN16' "
+                               "(GroupNorm of 16 groups) a multiple of 16")
+    with pytest.raises(ConfigError, match=r"MODEL.FAD.NORM: 'GN0' is not allowed: one of \['GN', 'BN', ''\] or "
+                                          r"'GN<groups>'"):
+        cpu_cfg(DEMO_FCOS, "MODEL.FAD.NORM", "GN0")
 
 
 @pytest.mark.parametrize("key", list(BAD_VALUES))

@@ -93,6 +93,34 @@ def test_derivation_period_and_stop_when_stable(tmp_path, caplog):
         assert (tmp_path / name).stat().st_size > 0, name
 
 
+def test_alpha_warmup_then_derivations_counted_in_periods(tmp_path):
+    # α frozen (lr 0) after a 3-iteration warm-up: derivations at 3 + 2k; with STABLE_PERIODS 2
+    # the architecture is stable only at the third equal derivation
+    trainer = SearchTrainer(tiny_search_cfg(tmp_path, "SOLVER.MAX_ITER", "20", "SEARCH.ALPHA_LR", "0.0",
+                                            "SEARCH.ALPHA_WARMUP_ITERS", "3", "SEARCH.STABLE_PERIODS", "2"))
+    trainer.train()
+    history = json.loads((tmp_path / "alpha_history.json").read_text())["history"]
+    assert [h["iteration"] for h in history] == [5, 7, 9]
+    assert [h["unchanged_periods"] for h in history] == [0, 1, 2]
+    assert [h["stable"] for h in history] == [False, False, True]
+    assert trainer.iter == 9 and "since iteration 5" in trainer.stop_reason
+    assert json.loads((tmp_path / "genotype_final.json").read_text())["meta"] == {"iteration": 9, "end": "stable"}
+
+
+def test_no_alpha_step_during_the_warmup(tmp_path):
+    trainer = SearchTrainer(tiny_search_cfg(tmp_path, "SEARCH.ALPHA_WARMUP_ITERS", "2", "SEARCH.ALPHA_LR", "0.1"))
+    alphas = architecture_parameters(trainer.model)
+    with EventStorage(0) as storage:
+        a0 = _snapshot(alphas)
+        trainer.iter = 1  # the last warm-up iteration: w alone, no α-half batch drawn
+        trainer.alpha_hook.before_step()
+        assert not any(_changed(a0, alphas)) and trainer.alpha_hook._data_iter is None
+        assert "alpha_total_loss" not in storage.latest()
+        trainer.iter = 2
+        trainer.alpha_hook.before_step()
+        assert all(_changed(a0, alphas))
+
+
 @contextlib.contextmanager
 def _logs_of(*names, handler):
     """INFO records of loggers ``names`` go to ``handler`` too (Detectron2's ``setup_logger``

@@ -94,6 +94,17 @@ def test_group_norm_channel_error():
         get_norm("LN", 32)
 
 
+def test_group_norm_with_its_own_group_count():
+    norm = get_norm("GN16", 32)  # two channels per group at c′ = 32
+    assert isinstance(norm, torch.nn.GroupNorm) and (norm.num_groups, norm.num_channels) == (16, 32)
+    assert get_norm("GN", 64).num_groups == 32
+    with pytest.raises(ValueError, match=r"16 groups.*got 24 channels"):
+        get_norm("GN16", 24)
+    for bad in ("GN0", "GN016", "GNx", "GN-4", "GN 16"):
+        with pytest.raises(ValueError, match=f"unknown norm '{bad}'"):
+            get_norm(bad, 32)
+
+
 @pytest.mark.parametrize("name", ["std_11x11", NONE])
 def test_unknown_transformation(name):
     with pytest.raises(ValueError, match=r"unknown transformation .*valid: std_3x3, std_5x5"):
