@@ -18,11 +18,12 @@ from detectron2.utils import comm
 
 import fad_d2  # noqa: F401  (registers fad_d2's modules and datasets)
 from fad_d2.engine.setup import argument_parser, launch_main, load_cfg, setup_cfg
+from fad_d2.errors import FADError
 from fad_d2.modeling import selected_fad_heads
 from fad_d2.search import FINAL_GENOTYPE, SearchTrainer, search_end_state
 
 
-class SearchRefused(ValueError):
+class SearchRefused(FADError):
     """The command line asks for something a search cannot do here; the message says why."""
 
 

@@ -18,6 +18,8 @@ import torch
 from detectron2.engine import AMPTrainer as D2AMPTrainer
 from detectron2.utils.events import get_event_storage
 
+from ..errors import ConfigError
+
 __all__ = ["AMPTrainer", "amp_precision", "build_grad_scaler", "default_precision"]
 
 PRECISIONS = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -28,7 +30,7 @@ def amp_precision(cfg, device_type: str) -> torch.dtype:
     name = cfg.SOLVER.AMP.get("PRECISION", "")
     if name:
         if name not in PRECISIONS:
-            raise ValueError(f"SOLVER.AMP.PRECISION: {name!r} is not allowed: one of {list(PRECISIONS)}")
+            raise ConfigError(f"SOLVER.AMP.PRECISION: {name!r} is not allowed: one of {list(PRECISIONS)}")
         return PRECISIONS[name]
     return default_precision(device_type)
 

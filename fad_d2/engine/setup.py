@@ -9,14 +9,17 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from ..config import add_fad_config
-from .validate import ConfigError, check_fad_config
+from ..errors import ConfigError, FADError
+from ..modeling.heads import genotype_record_json
+from .validate import check_fad_config
 
 DEBUG_ENV = "FAD_D2_DEBUG"
 
 
 def load_cfg(config_file, opts=(), check=True):
     """Return the (unfrozen) config: Detectron2 defaults + :func:`add_fad_config` + file + opts,
-    checked by :func:`check_fad_config` (unless ``check=False``).
+    checked by :func:`check_fad_config` and with its genotypes recorded by
+    :func:`record_genotypes` (neither unless ``check=False``).
 
     Raises :class:`ConfigError` for a missing file, a key that does not exist (a typo), a value
     of the wrong type or not allowed, naming the file, override or key (a genotype file's own
@@ -36,7 +39,15 @@ def load_cfg(config_file, opts=(), check=True):
         raise ConfigError(f"command-line override {list(opts)}: {_reason(e)}") from None
     if check:
         check_fad_config(cfg)
+        record_genotypes(cfg)
     return cfg
+
+
+def record_genotypes(cfg):
+    """Write the genotypes of the FAD heads ``cfg`` builds into ``MODEL.FAD_GENOTYPE_RECORD``, so
+    that the saved ``config.yaml`` and every checkpoint state the architecture, not only the
+    name of a file that may change or disappear."""
+    cfg.MODEL.FAD_GENOTYPE_RECORD = genotype_record_json(cfg)
 
 
 def _reason(exc):
@@ -67,16 +78,16 @@ def argument_parser(description=None):
 
 @contextlib.contextmanager
 def one_line_errors(debug=False):
-    """Turn a user error (a ``ValueError`` such as :class:`ConfigError`, a missing file, an
-    unknown name) into ``error: <message>`` on stderr and exit status 1; Ctrl-C exits with 130.
-    With ``debug`` or ``FAD_D2_DEBUG=1`` the exception propagates with its traceback."""
+    """Turn a user error (a :class:`fad_d2.errors.FADError`, or a missing file) into
+    ``error: <message>`` on stderr and exit status 1; Ctrl-C exits with 130.  Any other
+    exception is a bug and keeps its traceback.  With ``debug`` or ``FAD_D2_DEBUG=1`` a user
+    error propagates with its traceback too."""
     try:
         yield
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (FADError, FileNotFoundError) as e:
         if debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        sys.exit("error: " + " ".join(str(message).split("\n")))
+        sys.exit("error: " + " ".join(str(e).split("\n")))
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         sys.exit(130)

@@ -12,6 +12,7 @@ import fad_d2.cost as cost_module
 import fad_d2.search.cost_penalty as cost_penalty_module
 from fad_d2.analyze import count_flops
 from fad_d2.engine.setup import load_cfg
+from fad_d2.errors import ConfigError
 from fad_d2.search import SearchTrainer, search_groups
 from fad_d2.search.cost_penalty import COST_REPORT, CostPenalty, cost_penalty_from_config
 from fad_d2.space import architecture_parameters, load_genotype, weight_parameters
@@ -202,7 +203,6 @@ def test_search_reports_the_derived_heads_cost(tmp_path, table_dir):
 
 
 def test_unknown_metric_is_named(tmp_path, table_dir):
-    cfg = tiny_search_cfg(tmp_path, *cost_opts(table_dir, "SEARCH.COST.METRIC", "energy"))
-    with pytest.raises(ValueError, match="SEARCH.COST.METRIC"):
-        cost_penalty_from_config(cfg, [])
+    with pytest.raises(ConfigError, match=r"SEARCH.COST.METRIC: 'energy' is not allowed: one of \['flops', 'latency'\]"):
+        tiny_search_cfg(tmp_path, *cost_opts(table_dir, "SEARCH.COST.METRIC", "energy"))
 
