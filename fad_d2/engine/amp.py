@@ -1,7 +1,7 @@
 """Mixed precision (``SOLVER.AMP.ENABLED``) on CUDA and on the CPU.
 
 Detectron2's ``AMPTrainer`` runs on CUDA only (it asserts CUDA and uses ``torch.cuda.amp``).
-:class:`AMPTrainer` here, which ``fad_d2.engine.trainer.Trainer`` builds in its place, is the
+:class:`AMPTrainer` here, which ``fad_d2.engine.trainer.Trainer.build_inner_trainer`` builds, is the
 same step on the model's device: the forward under ``torch.autocast(device, precision)``, the
 backward of the loss scaled by a ``GradScaler``, the update through ``GradScaler.step`` (which
 unscales the gradients first, so that a clip inside ``optimizer.step`` sees true gradients,
