@@ -11,6 +11,7 @@ from detectron2.utils.logger import setup_logger
 from ..config import add_fad_config
 from ..errors import ConfigError, FADError
 from ..modeling.heads import genotype_record_json
+from ..resources import resource_path
 from .validate import check_fad_config
 
 DEBUG_ENV = "FAD_D2_DEBUG"
@@ -18,6 +19,8 @@ DEBUG_ENV = "FAD_D2_DEBUG"
 
 def load_cfg(config_file, opts=(), check=True):
     """Return the (unfrozen) config: Detectron2 defaults + :func:`add_fad_config` + file + opts,
+    the config file, ``MODEL.WEIGHTS`` and the genotype files found by
+    :func:`fad_d2.resources.resource_path` (in the current directory, else installed with fad_d2),
     checked by :func:`check_fad_config` and with its genotypes recorded by
     :func:`record_genotypes` (neither unless ``check=False``).
 
@@ -27,6 +30,7 @@ def load_cfg(config_file, opts=(), check=True):
     """
     cfg = get_cfg()
     add_fad_config(cfg)
+    config_file = resource_path(config_file)
     if not os.path.isfile(config_file):
         raise ConfigError(f"config file not found: {config_file}")
     try:
@@ -37,6 +41,8 @@ def load_cfg(config_file, opts=(), check=True):
         cfg.merge_from_list(list(opts))
     except (KeyError, ValueError, AssertionError, TypeError) as e:
         raise ConfigError(f"command-line override {list(opts)}: {_reason(e)}") from None
+    for node, key in ((cfg.MODEL, "WEIGHTS"), (cfg.MODEL.FAD, "GENOTYPE"), (cfg.MODEL.FAD_MASK, "GENOTYPE")):
+        node[key] = resource_path(node[key]) if node[key] else ""
     if check:
         check_fad_config(cfg)
         record_genotypes(cfg)

@@ -5,7 +5,7 @@ import torch
 from detectron2.config import CfgNode as CN
 
 import fad_d2  # noqa: F401
-import train_net
+from fad_d2.cli import train as train_net
 from fad_d2.engine.checkpoint import CheckpointError
 from fad_d2.engine.ema import EMA_KEY, build_model_ema, update_model_ema
 from fad_d2.engine.setup import ConfigError
