@@ -62,7 +62,8 @@ def test_demo_starts_outside_the_checkout(installed, tmp_path):
             time.sleep(2)
         running = proc.poll() is None
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         output = proc.communicate()[0]
     assert running, f"the demo ended early:\n{output[-3000:]}"
     assert "Starting training from iteration 0" in log.read_text(), output[-3000:]

@@ -1,4 +1,5 @@
 """Build the frozen config of a run from the command line, with one-line errors."""
+import argparse
 import contextlib
 import os
 import sys
@@ -63,10 +64,11 @@ def _reason(exc):
 def setup_cfg(args, cfg=None):
     """``get_cfg`` → ``add_fad_config`` → file → overrides → freeze → ``default_setup``, and the
     ``fad_d2`` logger set up like Detectron2's (console + ``OUTPUT_DIR/log.txt``).  ``cfg``: the
-    config :func:`load_cfg` already returned for ``args`` (loaded here when ``None``)."""
+    config :func:`load_cfg` already returned for ``args`` (loaded here when ``None``).  Detectron2's
+    ``default_setup`` copies the config file it finds by :func:`fad_d2.resources.resource_path`."""
     cfg = load_cfg(args.config_file, args.opts) if cfg is None else cfg
     cfg.freeze()
-    default_setup(cfg, args)
+    default_setup(cfg, argparse.Namespace(**{**vars(args), "config_file": resource_path(args.config_file)}))
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="fad_d2", abbrev_name="fad")
     return cfg
 
