@@ -119,6 +119,7 @@ def wallclock_result():
     return search_wallclock.compare_trainers(**search_wallclock.SMOKE, unsplit=True)
 
 
+@pytest.mark.slow
 def test_search_wallclock(wallclock_result):
     s, v = wallclock_result["setting"], wallclock_result["variants"]
     assert set(v) == {*search_wallclock.VARIANTS, search_wallclock.UNSPLIT}
@@ -139,6 +140,7 @@ def test_search_wallclock(wallclock_result):
         search_wallclock.format_comparison(two_rounds)
 
 
+@pytest.mark.slow
 def test_search_profile():
     smoke = {k: v for k, v in search_wallclock.SMOKE.items() if k != "iterations"}
     result = search_profile.profile_iterations(**smoke)
@@ -162,6 +164,7 @@ def test_run_all_rejects_unknown_sections():
         run_all.main(["--only", "nonsense"])
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke(tmp_path):
     """``python -m benchmarks.gpu_check --smoke``: both sections at tiny sizes on the CPU, the JSON
     and the Markdown with one row per precision and the four targets."""
@@ -187,6 +190,7 @@ def test_gpu_check_smoke(tmp_path):
     assert all(f"| {name} | ≤ {bound} |" in table for name, bound in gpu_check.TARGETS.items())
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_budgeted_search_reuses_the_study_and_resumes(tmp_path):
     """``benchmarks.budgeted_search --tiny``: the unconstrained variant and the stock head are the

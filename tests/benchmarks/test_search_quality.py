@@ -25,6 +25,7 @@ def test_summarize_mean_std_n():
     assert "| a | 2 | 11.0 ± 1.4 |" in table
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_study_runs_aggregates_and_resumes(tmp_path):
     results = tmp_path / "results"

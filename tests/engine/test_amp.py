@@ -87,6 +87,7 @@ def test_precision_rule():
         amp_precision(cfg, "cpu")
 
 
+@pytest.mark.slow
 def test_training_a_fad_head_with_amp_on_the_cpu(tmp_path):
     cfg = cpu_cfg(DEMO_FAD, *tiny_opts("MODEL.FAD.GENOTYPE", f"{REPO}/genotypes/fad_fcos_demo.json",
                                        "SOLVER.AMP.ENABLED", "True", "SOLVER.MAX_ITER", "3",

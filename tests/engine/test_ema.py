@@ -59,6 +59,7 @@ def _train(cfg, resume, evaluated):
     return trainer
 
 
+@pytest.mark.slow
 def test_trainer_evaluates_saves_and_resumes_the_average(tmp_path, monkeypatch):
     evaluated = []
     monkeypatch.setattr(Trainer, "test", classmethod(lambda cls, cfg, model: evaluated.append(model) or {}))
@@ -73,6 +74,7 @@ def test_trainer_evaluates_saves_and_resumes_the_average(tmp_path, monkeypatch):
     assert int(resumed.ema.n_averaged) == 5
 
 
+@pytest.mark.slow
 def test_eval_only_loads_the_average(tmp_path, monkeypatch):
     evaluated = []
     monkeypatch.setattr(Trainer, "test", classmethod(lambda cls, cfg, model: evaluated.append(model) or {}))

@@ -241,6 +241,7 @@ def error_line(proc):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_cli_bad_value_is_one_line_and_debug_shows_the_traceback(tmp_path):
     args = ("--config-file", DEMO_FCOS, "OUTPUT_DIR", str(tmp_path), "MODEL.FAD.NUM_CELLS", "[0, 0]")
     assert error_line(_run("train_net.py", *args)).startswith("error: MODEL.FAD.NUM_CELLS: [0, 0] is not allowed")
@@ -249,12 +250,14 @@ def test_cli_bad_value_is_one_line_and_debug_shows_the_traceback(tmp_path):
     assert not os.listdir(tmp_path), "nothing was written"
 
 
+@pytest.mark.slow
 def test_cli_eval_only_without_weights_is_refused(tmp_path):
     proc = _run("train_net.py", "--config-file", DEMO_FCOS, "--eval-only", "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu",
                 "OUTPUT_DIR", str(tmp_path))
     assert "--eval-only needs trained weights" in error_line(proc)
 
 
+@pytest.mark.slow
 def test_cli_analyze_bad_genotype_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fad_d2.analyze", "--config-file", DEMO_FAD, "--genotype",
                            str(tmp_path / "nope.json")], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),

@@ -43,6 +43,7 @@ def search_model_and_penalty(tmp_path, table_dir, *opts):
     return cfg, model, groups, cost_penalty_from_config(cfg, groups)
 
 
+@pytest.mark.slow
 def test_cli_prints_and_caches_the_table(tmp_path, table_dir, capsys, monkeypatch):
     args = ["--config-file", SEARCH_CONFIG, "--table-dir", str(tmp_path), "--repeats", "1", "--size", "128", "192",
             "MODEL.DEVICE", "cpu", "MODEL.FAD.SEARCH_SPACE", "subset1", "MODEL.FAD.INNER_CHANNELS", "[32, 32]"]
@@ -190,6 +191,7 @@ def test_weight_zero_or_unbinding_budget_is_the_papers_alpha_step(tmp_path, tabl
     assert max((a - b).abs().max().item() for a, b in zip(paper, budgeted)) > 1e-4
 
 
+@pytest.mark.slow
 def test_search_reports_the_derived_heads_cost(tmp_path, table_dir):
     cfg = tiny_search_cfg(tmp_path, *cost_opts(table_dir, "SOLVER.MAX_ITER", "2", "SEARCH.COST.TARGET", "0.5"))
     trainer = SearchTrainer(cfg)
