@@ -8,7 +8,7 @@
 
 Writes OUTPUT_DIR/genotype_final.json (+ .png) when the search ends (SOLVER.MAX_ITER, or a stable
 architecture), genotype_iter_*.json, alpha_history.json, alpha_evolution.png, search_split.json
-and checkpoints; its last line names the genotype file and the train_net.py command that trains
+and checkpoints; its last line names the genotype file and the fad-train command that trains
 it.  An interrupted search leaves genotype_last.json instead.  It refuses ``--eval-only``, and an
 OUTPUT_DIR that holds a search already (``--resume`` continues an unfinished one and does
 nothing for one that ended).  Errors end in one ``error: ...`` line (``--debug``: traceback).
