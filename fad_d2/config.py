@@ -48,6 +48,19 @@ def _add_fad_head_config(cfg):
     cfg.MODEL.FAD.INNER_CHANNELS = [96, 96]  # c' of the transformation blocks, per group (box, cls)
     cfg.MODEL.FAD.NUM_CELLS = [2, 2]  # M per group for a derived head (search always uses M = 1)
     cfg.MODEL.FAD.NUM_NODES = 3  # intermediate nodes per cell
+    # The cell's wiring (fad_d2/space/cell.py); the genotype file states its kind and must match.
+    # "paper": one input, nodes 1-3, 1+2+3 = 6 search edges, edge 1x1 convs with GN + ReLU, a
+    #   3c -> c output conv (+ GN + ReLU); group 2 computes on group 1's output + the FPN feature.
+    # "released" (the authors' code, DARTS-style): two input slots 0, 1 and nodes 2-4, 2+3+4 = 9
+    #   search edges; derivation keeps the top-1 non-none op per edge and the top-2 inputs per node
+    #   among its 2+k candidates. Group 1's inputs are both the FPN feature, group 2's are group 1's
+    #   output and the FPN feature (the shortcut); with M = 2 a cell's inputs are the two previous
+    #   states. Edge = 1x1 conv (c -> c') -> transformation -> 1x1 conv (c' -> c), no GN/ReLU on
+    #   the 1x1s; a 1x1 conv + GN + ReLU "preprocess" only on a cell input whose width is not c;
+    #   the three nodes concatenated (3c) go to the next cell's preprocess or to a 1x1 "reduce" conv
+    #   (no GN, no ReLU) before the predictors. The released ops: SEARCH_SPACE no_dil3 (10
+    #   transformations, no t6) with DILATED_BIAS True.
+    cfg.MODEL.FAD.CELL = "paper"
     cfg.MODEL.FAD.NORM = "GN"
     cfg.MODEL.FAD.GENOTYPE = ""  # genotype JSON: empty = search supernet, a path = derived head
     cfg.MODEL.FAD.LAYOUT = "sequential"  # sequential (paper) | parallel (appendix 6.1 ablation)
@@ -68,6 +81,7 @@ def _add_fad_mask_config(cfg):
     cfg.MODEL.FAD_MASK.INNER_CHANNELS = 96  # c' (paper: 64 in search, 96 when training)
     cfg.MODEL.FAD_MASK.NUM_CELLS = 2  # M for a derived head (search uses M = 1)
     cfg.MODEL.FAD_MASK.NUM_NODES = 3
+    cfg.MODEL.FAD_MASK.CELL = "paper"  # as MODEL.FAD.CELL (the released mask cell takes (x, x))
     cfg.MODEL.FAD_MASK.NORM = "GN"
     cfg.MODEL.FAD_MASK.GENOTYPE = ""
     cfg.MODEL.FAD_MASK.CPU_BATCH_THREADS = 0  # as MODEL.FAD.CPU_BATCH_THREADS, over the RoIs

@@ -2,8 +2,9 @@
 
 ``python -m fad_d2.draw GENOTYPE.json -o cell.png`` (or ``cell.svg``).
 
-One panel per group: the input node, the intermediate nodes 1…n and the output node (concat
-+ 1×1 conv) on a line; each kept edge is an arrow labelled with its transformation and
+One panel per group: the input node(s), the intermediate nodes and the output node (concat
++ 1×1 conv) on a line, numbered as the genotype's cell kind numbers its states (paper cell: input
+0, nodes 1…n; released cell: inputs 0 and 1, nodes 2…n+1, output the 3c concat); each kept edge is an arrow labelled with its transformation and
 receptive field, coloured by stream (std / sep / darts).  The file type follows the suffix of
 the output path (``.png``, ``.svg``, ``.pdf``).  Uses matplotlib's Agg canvas, no pyplot.
 """
@@ -59,18 +60,19 @@ def _arrow(ax, start, end, bend: float, color: str, style: str = "-", width: flo
 
 
 def _draw_cell(ax, cell: CellGenotype, title: str):
-    n = cell.num_nodes
-    positions = {k: (k * SPACING, 0.0) for k in range(n + 2)}  # 0 = input, n+1 = output
-    labels = {0: "in", n + 1: "out"}
+    first = cell.kind.first_node()
+    last = first + cell.num_nodes  # the output node's position
+    positions = {k: (k * SPACING, 0.0) for k in range(last + 1)}
+    labels = {last: "out", **({0: "in"} if first == 1 else {k: f"in{k}" for k in range(first)})}
     for k, (x, y) in positions.items():
         ax.add_patch(Circle((x, y), NODE_RADIUS, facecolor="#f0f0f0", edgecolor="black",
                             zorder=3))
         ax.text(x, y, labels.get(k, str(k)), ha="center", va="center", fontsize=10, zorder=4)
-    for k in range(1, n + 1):  # concatenation into the output node
-        _arrow(ax, positions[k], positions[n + 1], -0.5 * (n - k), "#999999",
+    for k in range(first, last):  # concatenation into the output node
+        _arrow(ax, positions[k], positions[last], -0.5 * (last - 1 - k), "#999999",
                style="--", width=1.0)
     top = 0.0
-    for k, node in enumerate(cell.nodes, start=1):
+    for k, node in enumerate(cell.nodes, start=first):
         for choice in node:
             spec = TRANSFORMATIONS[choice.op]
             bend = BEND * (k - choice.input - 1)
@@ -84,8 +86,8 @@ def _draw_cell(ax, cell: CellGenotype, title: str):
                     bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none",
                               alpha=0.85), zorder=5)
     ax.set_title(title, fontsize=11)
-    ax.set_xlim(-0.6, (n + 1) * SPACING + 0.6)
-    ax.set_ylim(-0.25 * (n - 1) - 0.5, top + 0.8)
+    ax.set_xlim(-0.6, last * SPACING + 0.6)
+    ax.set_ylim(-0.25 * (cell.num_nodes - 1) - 0.5, top + 0.8)
     ax.set_aspect("equal")
     ax.axis("off")
 
@@ -101,7 +103,8 @@ def draw_genotype(genotype: Genotype, path: str, title: Optional[str] = None) ->
         _draw_cell(ax, cell, f"group {g + 1}: {name}")
     streams = sorted({TRANSFORMATIONS[op].stream for _, cell in groups for op in cell.ops})
     handles = [Line2D([], [], color=STREAM_COLORS[s], linewidth=2, label=s) for s in streams]
-    handles.append(Line2D([], [], color="#999999", linestyle="--", label="concat + 1x1 conv"))
+    concat = "concat (3c) + next cell's preprocess or reduce" if genotype.cell == "released" else "concat + 1x1 conv"
+    handles.append(Line2D([], [], color="#999999", linestyle="--", label=concat))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.suptitle(title or f"FAD genotype (search space '{genotype.search_space}')")
     fig.savefig(path, bbox_inches="tight")

@@ -13,7 +13,7 @@ import numbers
 from ..errors import ConfigError
 from ..modeling.fad_module import LAYOUTS
 from ..modeling.heads import check_head_names, configured_genotypes
-from ..space import SEARCH_SPACES
+from ..space import CELL_KINDS, SEARCH_SPACES
 from ..space.transformations import GN_GROUPS, NORMS
 
 
@@ -39,6 +39,7 @@ def _check_cells_node(node, key, num_groups):
     """The keys shared by ``MODEL.FAD`` (two groups: lists) and ``MODEL.FAD_MASK`` (one: ints)."""
     _require(node.SEARCH_SPACE in SEARCH_SPACES, f"{key}.SEARCH_SPACE", node.SEARCH_SPACE,
              f"one of {list(SEARCH_SPACES)}")
+    _require(node.CELL in CELL_KINDS, f"{key}.CELL", node.CELL, f"one of {list(CELL_KINDS)}")
     _require(node.NORM in NORMS, f"{key}.NORM", node.NORM, f"one of {list(NORMS)}")
     _require(_is_int(node.NUM_NODES) and node.NUM_NODES >= 1, f"{key}.NUM_NODES", node.NUM_NODES,
              "an integer >= 1 (intermediate nodes per cell; the paper: 3)")
@@ -107,6 +108,8 @@ def check_fad_config(cfg):
     _check_cells_node(cfg.MODEL.FAD_MASK, "MODEL.FAD_MASK", 1)
     _check_search(cfg.SEARCH)
     _check_search_cost(cfg.SEARCH.COST)
+    _require(cfg.SEARCH.COST.WEIGHT == 0 or fad.CELL == "paper", "SEARCH.COST.WEIGHT", cfg.SEARCH.COST.WEIGHT,
+             "0 with MODEL.FAD.CELL 'released' (the cost model knows the paper cell only)")
     ema = cfg.MODEL_EMA
     _require(isinstance(ema.ENABLED, bool), "MODEL_EMA.ENABLED", ema.ENABLED, "True or False")
     _require(_is_number(ema.DECAY) and 0 < ema.DECAY < 1, "MODEL_EMA.DECAY", ema.DECAY,

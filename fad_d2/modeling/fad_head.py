@@ -35,6 +35,7 @@ def fad_module_from_config(cfg, input_shape: List[ShapeSpec], head: str) -> FADM
         space=configured_space(fad), repshare=fad.REPSHARE,
         genotype=head_genotype(cfg, fad_head_spec(head)),
         num_nodes=fad.NUM_NODES, norm=fad.NORM, layout=fad.LAYOUT, box_first=fad.BOX_FIRST,
+        cell=fad.CELL,
     )
 
 

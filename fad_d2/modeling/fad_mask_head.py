@@ -45,6 +45,7 @@ class FADMaskHead(BaseMaskRCNNHead):
             names=spec.groups, channels=input_shape.channels, inner_channels=[fad.INNER_CHANNELS],
             num_cells=[fad.NUM_CELLS], space=configured_space(fad), repshare=fad.REPSHARE,
             genotype=head_genotype(cfg, spec), num_nodes=fad.NUM_NODES, norm=fad.NORM,
+            cell=fad.CELL,
         )
         ret.update(
             input_shape=input_shape,

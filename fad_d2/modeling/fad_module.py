@@ -9,6 +9,9 @@ Sequential layout (paper)::
 ``box_first=False`` swaps the two groups (the appendix's reversed order: classes from group 1);
 the ``parallel`` layout feeds ``x`` to both groups (like the stock towers).  Architecture and
 weights are shared over FPN levels.  Group names in genotypes are always ``"box"`` and ``"cls"``.
+
+With the released code's two-input cell (``cell="released"``) the shortcut is group 2's second
+input instead of a sum: group 1 computes on (x, x), group 2 on (h1, x) (``CellGroup.forward``).
 """
 from typing import Optional, Sequence, Tuple
 
@@ -31,12 +34,13 @@ class FADModule(nn.Module):
         num_cells: M per group, ``(M_box, M_cls)``; ignored in search mode (M = 1).
         space: the search space; a derived module's ops must belong to it.
         genotype: ``None`` builds the search supernet (α per group), else the derived module.
+        cell: the cell kind, ``"paper"`` or ``"released"`` (the genotype's must be the same).
     """
 
     def __init__(self, *, channels: int, inner_channels: Sequence[int], num_cells: Sequence[int],
                  space: SearchSpace, repshare: bool = True, genotype: Optional[Genotype] = None,
                  num_nodes: int = 3, norm: str = "GN", layout: str = "sequential",
-                 box_first: bool = True):
+                 box_first: bool = True, cell: str = "paper"):
         super().__init__()
         if layout not in LAYOUTS:
             raise ValueError(f"layout: {layout!r} is not one of {LAYOUTS}")
@@ -48,6 +52,7 @@ class FADModule(nn.Module):
         self.box, self.cls = build_cell_groups(
             names=GROUP_NAMES, channels=channels, inner_channels=inner_channels, num_cells=num_cells,
             space=space, repshare=repshare, genotype=genotype, num_nodes=num_nodes, norm=norm,
+            cell=cell,
         )
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
@@ -58,6 +63,6 @@ class FADModule(nn.Module):
             return self.box(x), self.cls(x)
         first, second = (self.box, self.cls) if self.box_first else (self.cls, self.box)
         h1 = first(x)
-        h2 = second(h1 + x)
+        h2 = second(h1, skip=x)
         return (h1, h2) if self.box_first else (h2, h1)
 

@@ -105,8 +105,8 @@ def check_head_names(cfg):
 
 def head_genotype(cfg, spec: FADHeadSpec) -> Optional[Genotype]:
     """The genotype that ``spec.genotype_key`` names (``None`` when empty: a search supernet),
-    checked against the head: its groups are ``spec.groups``, and the search space and node
-    count it states equal ``<node>.SEARCH_SPACE`` / ``<node>.NUM_NODES``.
+    checked against the head: its groups are ``spec.groups``, and the search space, cell kind
+    and node count it states equal ``<node>.SEARCH_SPACE`` / ``<node>.CELL`` / ``<node>.NUM_NODES``.
 
     Raises FileNotFoundError, GenotypeError (a malformed file) or ConfigError (a mismatch), each
     naming the key and the file.
@@ -120,6 +120,9 @@ def head_genotype(cfg, spec: FADHeadSpec) -> Optional[Genotype]:
     if genotype.group_names != spec.groups:
         raise GenotypeError(where, "$.groups", f"the genotype has groups {list(genotype.group_names)} but "
                                                f"{spec.name} needs {list(spec.groups)} (searched for another head?)")
+    if genotype.cell != node.CELL:
+        raise GenotypeError(where, "$.cell", f"the genotype is for the {genotype.cell!r} cell but "
+                                             f"{spec.node}.CELL is {node.CELL!r}; set it to {genotype.cell!r}")
     if genotype.search_space != node.SEARCH_SPACE:
         raise ConfigError(f"{where}: the genotype was searched in space {genotype.search_space!r} but "
                          f"{spec.node}.SEARCH_SPACE is {node.SEARCH_SPACE!r}; set it to "
@@ -170,14 +173,16 @@ def configured_space(node) -> SearchSpace:
 
 def build_cell_groups(*, names: Sequence[str], channels: int, inner_channels: Sequence[int],
                       num_cells: Sequence[int], space: SearchSpace, repshare: bool,
-                      genotype: Optional[Genotype], num_nodes: int, norm: str) -> List[CellGroup]:
+                      genotype: Optional[Genotype], num_nodes: int, norm: str,
+                      cell: str = "paper") -> List[CellGroup]:
     """One :class:`CellGroup` per name: c = ``channels`` between cells, c′ = ``inner_channels[i]``
     inside the transformation blocks, M = ``num_cells[i]`` cells for a derived group (a search
-    group has M = 1 and owns α: Tensor[E, K]).  ``genotype=None`` builds the supernet,
-    else each group takes ``genotype.group(name)`` (and its node count)."""
+    group has M = 1 and owns α: Tensor[E, K]), cells of kind ``cell`` (``"paper"`` |
+    ``"released"``).  ``genotype=None`` builds the supernet, else each group takes
+    ``genotype.group(name)`` (and its node count)."""
     return [
         CellGroup(channels, c_inner, 1 if genotype is None else m, space=space, repshare=repshare,
                   genotype=None if genotype is None else genotype.group(name), num_nodes=num_nodes,
-                  norm=norm, name=name)
+                  norm=norm, name=name, cell=cell)
         for name, c_inner, m in zip(names, inner_channels, num_cells)
     ]

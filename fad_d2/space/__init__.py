@@ -14,15 +14,18 @@ from .counting import (
     summarize_space,
     transformation_params,
 )
-from .derive import derive_cell, derive_genotype
+from .derive import derive_cell, derive_genotype, derive_released_cell
 from .genotype import (
+    CELL_KINDS,
     FORMAT,
+    CellKind,
     CellGenotype,
     EdgeChoice,
     Genotype,
     GenotypeError,
     cell_edges,
     check_cell_genotype,
+    get_cell_kind,
     genotype_from_dict,
     genotype_to_dict,
     genotype_to_json,
@@ -57,7 +60,8 @@ __all__ = [
     "CellGroup", "DerivedCell", "DerivedEdge", "SearchCell", "SearchEdge",
     "format_summary", "num_derived_architectures", "num_edges", "num_representations",
     "num_unique_paths", "summarize_space", "transformation_params",
-    "derive_cell", "derive_genotype",
+    "derive_cell", "derive_genotype", "derive_released_cell",
+    "CELL_KINDS", "CellKind", "get_cell_kind",
     "FORMAT", "CellGenotype", "EdgeChoice", "Genotype", "GenotypeError", "cell_edges",
     "check_cell_genotype", "genotype_from_dict", "genotype_to_dict", "genotype_to_json",
     "load_genotype", "save_genotype",

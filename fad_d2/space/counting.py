@@ -5,7 +5,7 @@ from __future__ import annotations
 from math import comb
 from typing import Dict, Union
 
-from .genotype import cell_edges, kept_edges
+from .genotype import CellKind, cell_edges, get_cell_kind, kept_edges
 from .mixed_op import stem_depth
 from .spaces import SearchSpace, get_search_space
 from .transformations import TRANSFORMATIONS, build_transformation
@@ -36,30 +36,32 @@ def num_representations(space: Union[str, SearchSpace], repshare: bool = True) -
     return sum(TRANSFORMATIONS[op].num_layers for op in space.ops)
 
 
-def num_edges(num_nodes: int = 3) -> int:
-    """Edges of a search cell: 1 + 2 + … + n (6 for 3 nodes)."""
-    return len(cell_edges(num_nodes))
+def num_edges(num_nodes: int = 3, cell: Union[str, CellKind] = "paper") -> int:
+    """Edges of a search cell: 1 + 2 + … + n for the paper cell (6 for 3 nodes), 2 + 3 + … +
+    (n + 1) for the released cell (9 for 3 nodes)."""
+    return len(cell_edges(num_nodes, cell))
 
 
 def num_unique_paths(space: Union[str, SearchSpace], num_groups: int = 2,
-                     num_nodes: int = 3) -> int:
+                     num_nodes: int = 3, cell: Union[str, CellKind] = "paper") -> int:
     """Unique paths of the supernet with one cell per group: K^(edges · groups).
 
-    ``full``, 2 groups, 3 nodes: 13¹² = 23,298,085,122,481 ≈ 2.3·10¹³ (paper §3.1).  The cells
-    of one group share α, so M does not change this number.
+    ``full``, 2 groups, 3 nodes: 13¹² = 23,298,085,122,481 ≈ 2.3·10¹³ (paper §3.1); the released
+    cell over ``no_dil3``: 11¹⁸.  The cells of one group share α, so M does not change this number.
     """
     space = get_search_space(space)
-    return space.num_choices ** (num_edges(num_nodes) * num_groups)
+    return space.num_choices ** (num_edges(num_nodes, cell) * num_groups)
 
 
 def num_derived_architectures(space: Union[str, SearchSpace], num_groups: int = 2,
-                              num_nodes: int = 3) -> int:
-    """Distinct derived architectures: per node k, C(k, min(2, k)) input sets × (K−1) ops per
-    kept edge, over all nodes and groups."""
+                              num_nodes: int = 3, cell: Union[str, CellKind] = "paper") -> int:
+    """Distinct derived architectures: per node at state index s, C(s, min(2, s)) input sets ×
+    (K−1) ops per kept edge, over all nodes and groups."""
     space = get_search_space(space)
+    first = get_cell_kind(cell).first_node()
     per_cell = 1
-    for k in range(1, num_nodes + 1):
-        per_cell *= comb(k, kept_edges(k)) * len(space.ops) ** kept_edges(k)
+    for s in range(first, first + num_nodes):
+        per_cell *= comb(s, kept_edges(s)) * len(space.ops) ** kept_edges(s)
     return per_cell ** num_groups
 
 
@@ -78,10 +80,12 @@ def transformation_params(space: Union[str, SearchSpace], inner_channels: int = 
 
 
 def summarize_space(space: Union[str, SearchSpace], num_groups: int = 2,
-                    num_nodes: int = 3, inner_channels: int = 96) -> dict:
+                    num_nodes: int = 3, inner_channels: int = 96,
+                    cell: Union[str, CellKind] = "paper") -> dict:
     """Every count of a search space as a JSON-ready dict (parameters at c′ =
-    ``inner_channels``)."""
+    ``inner_channels``), for search cells of kind ``cell``."""
     space = get_search_space(space)
+    kind = get_cell_kind(cell)
     params = transformation_params(space, inner_channels)
     return {
         "search_space": space.name,
@@ -101,11 +105,13 @@ def summarize_space(space: Union[str, SearchSpace], num_groups: int = 2,
         "representations_repshare": (num_representations(space, True)
                                      if space.supports_repshare else None),
         "representations_unshared": num_representations(space, False),
+        "cell": kind.name,
+        "cell_inputs": kind.num_inputs,
         "num_nodes": num_nodes,
-        "edges_per_cell": num_edges(num_nodes),
+        "edges_per_cell": num_edges(num_nodes, kind),
         "num_groups": num_groups,
-        "unique_paths": num_unique_paths(space, num_groups, num_nodes),
-        "derived_architectures": num_derived_architectures(space, num_groups, num_nodes),
+        "unique_paths": num_unique_paths(space, num_groups, num_nodes, kind),
+        "derived_architectures": num_derived_architectures(space, num_groups, num_nodes, kind),
     }
 
 
@@ -126,7 +132,8 @@ def format_summary(summary: dict) -> str:
         + (f"{shared} with RepShare, " if shared is not None else "RepShare not applicable, ")
         + f"{s['representations_unshared']} without",
         f"decoupling H on t1, t2: {'yes' if s['decouple'] else 'no'}",
-        f"edges per search cell: {s['edges_per_cell']} ({s['num_nodes']} intermediate nodes)",
+        f"edges per search cell: {s['edges_per_cell']} ({s['cell']} cell: {s['cell_inputs']} "
+        f"input(s), {s['num_nodes']} intermediate nodes)",
         f"unique paths ({s['num_groups']} groups x {s['edges_per_cell']} edges, 1 cell per "
         f"group): {s['alpha_per_edge']}^{s['num_groups'] * s['edges_per_cell']} = "
         f"{s['unique_paths']:,} ~ {s['unique_paths']:.2e}",

@@ -1,7 +1,15 @@
 """Genotypes: derived architectures, and their JSON files (format ``fad-genotype/1``).
 
-A cell has the input node 0 and intermediate nodes 1…n (n = 3).  Intermediate node k keeps
-min(2, k) incoming edges; each edge is an :class:`EdgeChoice` (transformation, input node).
+Two kinds of cell (:data:`CELL_KINDS`), numbering their states (inputs, then intermediate
+nodes) from 0:
+
+* ``paper`` (paper §3.1, Fig. 1): one input, state 0; intermediate nodes 1…n (n = 3);
+* ``released`` (the authors' released code, DARTS-style): two inputs, states 0 and 1;
+  intermediate nodes 2…n+1.
+
+The node at state s has s candidate inputs (every earlier state) and keeps min(2, s) of them:
+the paper cell keeps 1, 2, 2 of its 1 + 2 + 3 = 6 edges, the released cell 2, 2, 2 of its
+2 + 3 + 4 = 9.  Each kept edge is an :class:`EdgeChoice` (transformation, input state).
 A :class:`Genotype` names one :class:`CellGenotype` per group of a searchable module.
 
 File format (one file per searchable module; human-readable, one edge list per line)::
@@ -9,6 +17,7 @@ File format (one file per searchable module; human-readable, one edge list per l
     {
       "format": "fad-genotype/1",
       "search_space": "full",
+      "cell": "paper",                    (optional when reading: files without it are "paper")
       "groups": [
         {
           "name": "box",
@@ -33,7 +42,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple, Union
 
 from ..errors import FADError
 from .spaces import SEARCH_SPACES, SearchSpace
@@ -41,6 +50,9 @@ from .transformations import TRANSFORMATIONS
 
 __all__ = [
     "FORMAT",
+    "CellKind",
+    "CELL_KINDS",
+    "get_cell_kind",
     "EdgeChoice",
     "CellGenotype",
     "Genotype",
@@ -56,16 +68,64 @@ __all__ = [
 FORMAT = "fad-genotype/1"
 
 
-def cell_edges(num_nodes: int = 3) -> Tuple[Tuple[int, int], ...]:
-    """The edges (i, j) of a search cell in α row order: for j = 1…n, for i = 0…j−1.
+@dataclass(frozen=True)
+class CellKind:
+    """How a cell is wired around its intermediate nodes (``MODEL.FAD.CELL``).
 
-    ``num_nodes=3`` → (0,1), (0,2), (1,2), (0,3), (1,3), (2,3): 6 edges.
+    Attributes:
+        name: ``"paper"`` or ``"released"``.
+        num_inputs: input states (1 or 2); the intermediate nodes follow them.
+        released: the released code's wiring: plain 1×1 edge convs (no norm, no ReLU), a
+            1×1 conv + norm + ReLU "preprocess" on an input whose width is not c, the cell's
+            output the 3c concatenation of its nodes; else the paper's (edge convs and a 3c → c
+            output conv with norm and ReLU).
+        description: one line for tables.
     """
-    return tuple((i, j) for j in range(1, num_nodes + 1) for i in range(j))
+
+    name: str
+    num_inputs: int
+    released: bool
+    description: str
+
+    def first_node(self) -> int:
+        """The state index of intermediate node 1 (paper 1, released 2)."""
+        return self.num_inputs
+
+
+CELL_KINDS = {
+    kind.name: kind
+    for kind in (
+        CellKind("paper", 1, False, "one input, 1+2+3 = 6 edges (paper Fig. 1)"),
+        CellKind("released", 2, True, "two inputs, 2+3+4 = 9 edges (the authors' released code)"),
+    )
+}
+"""The cell kinds by name; ``paper`` is the default everywhere."""
+
+
+def get_cell_kind(name: Union[str, CellKind]) -> CellKind:
+    """The cell kind called ``name`` (a ``CellKind`` is returned as is); ValueError listing the
+    valid names otherwise."""
+    if isinstance(name, CellKind):
+        return name
+    try:
+        return CELL_KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown cell kind {name!r} (valid: {', '.join(CELL_KINDS)})") from None
+
+
+def cell_edges(num_nodes: int = 3, cell: Union[str, CellKind] = "paper") -> Tuple[Tuple[int, int], ...]:
+    """The edges (i, j) of a search cell in α row order: for each node state j, for i = 0…j−1.
+
+    paper, ``num_nodes=3`` → (0,1), (0,2), (1,2), (0,3), (1,3), (2,3): 6 edges;
+    released → (0,2), (1,2), (0,3), (1,3), (2,3), (0,4), (1,4), (2,4), (3,4): 9 edges.
+    """
+    first = get_cell_kind(cell).first_node()
+    return tuple((i, j) for j in range(first, first + num_nodes) for i in range(j))
 
 
 def kept_edges(node: int) -> int:
-    """How many incoming edges intermediate node ``node`` (1-based) keeps: min(2, node)."""
+    """How many incoming edges the node at state index ``node`` keeps: min(2, node) (paper
+    node 1 keeps its only edge; every other node of either cell kind keeps 2)."""
     return min(2, node)
 
 
@@ -79,12 +139,19 @@ class EdgeChoice:
 
 @dataclass(frozen=True)
 class CellGenotype:
-    """A derived cell: ``nodes[k-1]`` are the kept incoming edges of intermediate node k."""
+    """A derived cell of kind ``cell``: ``nodes[k-1]`` are the kept incoming edges of
+    intermediate node k (state index k for the paper cell, k + 1 for the released one)."""
 
     nodes: Tuple[Tuple[EdgeChoice, ...], ...]
+    cell: str = "paper"
 
     def __post_init__(self):
         object.__setattr__(self, "nodes", tuple(tuple(node) for node in self.nodes))
+        get_cell_kind(self.cell)
+
+    @property
+    def kind(self) -> CellKind:
+        return CELL_KINDS[self.cell]
 
     @property
     def num_nodes(self) -> int:
@@ -105,6 +172,14 @@ class Genotype:
 
     def __post_init__(self):
         object.__setattr__(self, "groups", tuple((name, cell) for name, cell in self.groups))
+        kinds = {cell.cell for _, cell in self.groups}
+        if len(kinds) > 1:
+            raise ValueError(f"the groups of one genotype must have one cell kind, got {sorted(kinds)}")
+
+    @property
+    def cell(self) -> str:
+        """The cell kind of every group (``"paper"`` for a genotype without groups)."""
+        return self.groups[0][1].cell if self.groups else "paper"
 
     @property
     def group_names(self) -> Tuple[str, ...]:
@@ -139,6 +214,7 @@ def genotype_to_dict(genotype: Genotype, meta: Optional[Mapping[str, Any]] = Non
     d = {
         "format": FORMAT,
         "search_space": genotype.search_space,
+        "cell": genotype.cell,
         "groups": [{"name": name, "nodes": _cell_to_list(cell)} for name, cell in genotype.groups],
     }
     if meta is not None:
@@ -150,7 +226,8 @@ def genotype_to_json(genotype: Genotype, meta: Optional[Mapping[str, Any]] = Non
     """The file text: indented, one node (its list of edges) per line."""
     d = genotype_to_dict(genotype, meta)
     lines = ["{", f'  "format": {json.dumps(d["format"])},',
-             f'  "search_space": {json.dumps(d["search_space"])},', '  "groups": [']
+             f'  "search_space": {json.dumps(d["search_space"])},',
+             f'  "cell": {json.dumps(d["cell"])},', '  "groups": [']
     for g, group in enumerate(d["groups"]):
         nodes = ",\n".join(f"        {json.dumps(node)}" for node in group["nodes"])
         lines += ["    {", f'      "name": {json.dumps(group["name"])},', '      "nodes": [',
@@ -189,13 +266,14 @@ class _Checker:
                 valid = ", ".join(required + optional)
                 self.fail(f"{path}.{key}", f"unknown key (valid: {valid})")
 
-    def cell(self, nodes, space: SearchSpace, num_nodes: int, path: str) -> CellGenotype:
+    def cell(self, nodes, space: SearchSpace, num_nodes: int, path: str,
+             kind: CellKind) -> CellGenotype:
         self.typed(nodes, list, path)
         if len(nodes) != num_nodes:
             self.fail(path, f"expected {num_nodes} nodes, got {len(nodes)}")
         parsed = []
-        for k, node in enumerate(nodes, start=1):
-            node_path = f"{path}[{k - 1}]"
+        for k, node in enumerate(nodes, start=kind.first_node()):  # k: the node's state index
+            node_path = f"{path}[{k - kind.first_node()}]"
             self.typed(node, list, node_path)
             if len(node) != kept_edges(k):
                 self.fail(node_path, f"node {k} must keep exactly {kept_edges(k)} incoming "
@@ -218,7 +296,7 @@ class _Checker:
                                                     f"already has an edge from it")
                 edges.append(EdgeChoice(op, source))
             parsed.append(tuple(edges))
-        return CellGenotype(tuple(parsed))
+        return CellGenotype(tuple(parsed), kind.name)
 
     def genotype(self, d, num_nodes: Optional[int]) -> Genotype:
         self.typed(d, dict, "$")
@@ -226,12 +304,15 @@ class _Checker:
             self.fail("$", "missing key 'format'")
         if d["format"] != FORMAT:
             self.fail("$.format", f"unsupported format {d['format']!r} (expected {FORMAT!r})")
-        self.keys(d, "$", ("format", "search_space", "groups"), ("meta",))
+        self.keys(d, "$", ("format", "search_space", "groups"), ("cell", "meta"))
         name = self.typed(d["search_space"], str, "$.search_space")
         if name not in SEARCH_SPACES:
             self.fail("$.search_space", f"unknown search space {name!r} "
                                         f"(valid: {', '.join(SEARCH_SPACES)})")
         space = SEARCH_SPACES[name]
+        cell = self.typed(d.get("cell", "paper"), str, "$.cell")
+        if cell not in CELL_KINDS:
+            self.fail("$.cell", f"unknown cell kind {cell!r} (valid: {', '.join(CELL_KINDS)})")
         groups = self.typed(d["groups"], list, "$.groups")
         if not groups:
             self.fail("$.groups", "expected at least one group")
@@ -249,7 +330,7 @@ class _Checker:
                 if num_nodes == 0:
                     self.fail(f"{path}.nodes", "expected at least one node")
             parsed.append((group_name, self.cell(group["nodes"], space, num_nodes,
-                                                 f"{path}.nodes")))
+                                                 f"{path}.nodes", CELL_KINDS[cell])))
         if "meta" in d:
             self.typed(d["meta"], dict, "$.meta")
         return Genotype(name, tuple(parsed))
@@ -259,7 +340,7 @@ def genotype_from_dict(d: Any, source: str = "<dict>", num_nodes: Optional[int] 
     """Validate a parsed genotype file and build the :class:`Genotype`.
 
     Raises GenotypeError("<source>: <JSON path>: <detail>") at the first error: format tag,
-    keys (missing / unknown), types, known search space, node count (``num_nodes``; ``None``:
+    keys (missing / unknown), types, known search space and cell kind, node count (``num_nodes``; ``None``:
     the first group's, the same for every group), edges
     per node, op names in the space, input indices in range, duplicate inputs, group names.
     """
@@ -272,7 +353,7 @@ def check_cell_genotype(cell: CellGenotype, space: Optional[SearchSpace] = None,
     given, any transformation otherwise); returns it.  Raises GenotypeError."""
     if space is None:
         space = SearchSpace("<any>", tuple(TRANSFORMATIONS), False, False)
-    return _Checker(source).cell(_cell_to_list(cell), space, cell.num_nodes, "$.nodes")
+    return _Checker(source).cell(_cell_to_list(cell), space, cell.num_nodes, "$.nodes", cell.kind)
 
 
 def save_genotype(genotype: Genotype, path: str, meta: Optional[Mapping[str, Any]] = None):

@@ -126,9 +126,9 @@ def test_shortcut_adds_module_input_to_group2_input():
     module = FADModule(channels=32, inner_channels=[32, 32], num_cells=[1, 1], space=get_search_space("subset1"))
     x = torch.randn(1, 32, 9, 9)
     seen = {}
-    module.cls.register_forward_pre_hook(lambda m, inp: seen.setdefault("cls_in", inp[0]))
+    module.cls.cells[0].register_forward_pre_hook(lambda m, inp: seen.update(cls_in=inp[0]))
     box, _ = module(x)
-    assert torch.allclose(seen["cls_in"], box + x)
+    assert torch.allclose(seen["cls_in"], box + x)  # the paper cell sums the shortcut into its input
 
 
 def test_mask_genotype_given_to_fcos_is_an_error(tmp_path):

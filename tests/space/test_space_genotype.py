@@ -20,6 +20,7 @@ from fad_d2.space import (
 GOOD = {
     "format": "fad-genotype/1",
     "search_space": "full",
+    "cell": "paper",
     "groups": [
         {"name": "box", "nodes": [
             [{"op": "sep_3x3_dil2", "input": 0}],
@@ -43,6 +44,8 @@ def test_format_example_loads():
     with pytest.raises(KeyError, match=r"no group 'mask' \(groups: \['box', 'cls'\]\)"):
         g.group("mask")
     assert genotype_to_dict(g) == GOOD
+    without_cell = {k: v for k, v in GOOD.items() if k != "cell"}  # files written before the key
+    assert genotype_from_dict(without_cell) == g and g.cell == "paper"
 
 
 @pytest.mark.parametrize("space", ["full", "subset1", "darts"])
