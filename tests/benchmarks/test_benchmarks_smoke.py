@@ -66,6 +66,7 @@ def step_result():
                                      num_classes=8, extra_opts=["MODEL.FAD.SEARCH_SPACE", "subset1"])
 
 
+@pytest.mark.slow
 def test_search_step(step_result):
     v = step_result["variants"]
     assert set(v) == {"fcos", "search_repshare", "search_unshared"}
@@ -86,6 +87,7 @@ def head_result():
                                       width=192, extra_opts=["MODEL.FAD.NUM_CELLS", "[1, 1]"])
 
 
+@pytest.mark.slow
 def test_derived_head(head_result):
     v = head_result["variants"]
     assert set(v) == {"stock", "fad"}
@@ -99,6 +101,7 @@ def test_derived_head(head_result):
         == "genotypes/random_full_seed0.json"
 
 
+@pytest.mark.slow
 def test_report(block_result, step_result, head_result):
     machine = {"cpu": "CPU", "cores": 2, "load_average_1min": 0.0, "device": "cpu", "gpu": None,
                "torch": torch.__version__, "detectron2": "0", "python": "3", "date": "today", "threads": 1}

@@ -84,6 +84,7 @@ def test_split_batch_equals_one_call(detector, mode, tmp_path):
         _assert_passes_equal((outputs, input_grads, param_grads), _pass(head, features, chunks))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["search", "derived"])
 def test_mask_head_split_over_rois_equals_one_call(mode, tmp_path):
     opts = ["MODEL.ROI_MASK_HEAD.NAME", "FADMaskHead", "MODEL.FAD_MASK.INNER_CHANNELS", "32"]
@@ -136,6 +137,7 @@ def test_alpha_only_pass_gives_the_alpha_gradient():
     _assert_close(grads[1], grads[2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("context", ["no_grad", "inference_mode"])
 def test_split_without_autograd(context):
     head = _head("fcos")

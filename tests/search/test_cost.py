@@ -75,6 +75,7 @@ def test_cli_prints_and_caches_the_table(tmp_path, table_dir, capsys, monkeypatc
         cost_module.main(args + ["MODEL.FAD.INNER_CHANNELS", "[64, 64]"])
 
 
+@pytest.mark.slow
 def test_table_gives_the_derived_heads_fvcore_flops_exactly(tmp_path, table_dir):
     cfg, _, _, penalty = search_model_and_penalty(tmp_path, table_dir)
     genotype = load_genotype(GENOTYPE)
@@ -165,6 +166,7 @@ def _alpha_after_one_step(trainer, batch, alpha0, opt_state, penalty):
     return [a.detach().clone() for a in architecture_parameters(trainer.model)]
 
 
+@pytest.mark.slow
 def test_weight_zero_or_unbinding_budget_is_the_papers_alpha_step(tmp_path, table_dir, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(cost_penalty_module, "cost_table_from_config", lambda cfg: pytest.fail("no table when off"))

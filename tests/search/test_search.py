@@ -30,6 +30,7 @@ def _changed(before, params):
     return [not torch.equal(b, p) for b, p in zip(before, params)]
 
 
+@pytest.mark.slow
 def test_alpha_only_in_alpha_steps_and_w_only_in_w_steps(tmp_path):
     trainer = SearchTrainer(tiny_search_cfg(tmp_path, "SOLVER.WARMUP_ITERS", "0", "SOLVER.BASE_LR", "0.1"))
     model = trainer.model

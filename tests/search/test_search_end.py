@@ -147,6 +147,7 @@ def _run_hook(tmp_path, max_iter, interrupt_at=None, stop_when_stable=True):
     return hook
 
 
+@pytest.mark.slow
 def test_hook_end_states_and_files(tmp_path):
     stable = _run_hook(tmp_path / "stable", 10)
     assert stable.end == {"reason": "stable", "iteration": 4}
