@@ -2,5 +2,5 @@
 
 ``python -m benchmarks.run_all`` (``make bench``) runs them all and writes
 ``benchmarks/results/*.json`` and ``benchmarks/results/README_table.md``; see
-``benchmarks/README.md`` for what each one measures and how.
+``docs/benchmarks.md`` for what each one measures and how.
 """

@@ -2,7 +2,7 @@
 
     python -m benchmarks.gpu_check                 # make bench-gpu: CUDA (the CPU without one), the paper's sizes
     python -m benchmarks.gpu_check --smoke         # tiny sizes on the CPU in seconds (the CI test)
-    benchmarks/gpu_check.sh                        # on a bare GPU machine with PyTorch (see benchmarks/README.md)
+    benchmarks/gpu_check.sh                        # on a bare GPU machine with PyTorch (see docs/benchmarks.md)
 
 Two sections, written as ``gpu_check.json`` and ``gpu_check.md`` in ``--out`` (default
 ``benchmarks/results``; none with ``--smoke`` unless ``--out`` is given):

@@ -40,13 +40,13 @@ def plan(args, device: str) -> str:
     clock_name = clock(Settings(device=device, threads=args.threads))[0]
     return (f"Through the trainers: wall clock on {args.wallclock_threads} thread(s), medians of "
             f"{args.wallclock_iterations} timed iterations after 2 warm-up iterations per trainer. "
-            f"Elsewhere times are {clock_name} (see `benchmarks/README.md`): "
+            f"Elsewhere times are {clock_name} (see `docs/benchmarks.md`): "
             f"medians of {args.repeats} measured calls after 2 warm-up calls for the block and "
             f"the head; scaling points: {args.sweep_repeats} measured call(s) after 1 warm-up, the "
             f"input-size sweep at batch 1; whole steps: {args.step_repeats} measured step(s) after "
             "1 warm-up step per model. Reduced so that `make bench` fits in about 12 minutes on a "
             "2-core CPU; ratios within one run are the headline, absolute times vary between "
-            "machines. See `benchmarks/README.md` for what is measured and how.")
+            "machines. See `docs/benchmarks.md` for what is measured and how.")
 
 
 def run_section(name: str, args, device: str, previous: dict):

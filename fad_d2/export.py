@@ -34,7 +34,7 @@ from detectron2.export import TracingAdapter
 from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
-from .engine.setup import ConfigError, load_cfg
+from .engine.setup import load_cfg, one_line_errors
 from .space.cell import input_layout
 from .timing import Settings, time_fns
 
@@ -178,12 +178,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logger(name="fad_d2")
     logging.getLogger("detectron2").setLevel(logging.WARNING)
-    try:
+    with one_line_errors():
         cfg = load_cfg(args.config_file, args.opts)
         model = build_export_model(cfg)
         images = sample_images(cfg, args.num_images, args.dataset)
-    except (ConfigError, ValueError, FileNotFoundError, KeyError) as e:
-        sys.exit(f"error: {e}")
     report = export_and_check(model, images, args.output, args.formats,
                               Settings(threads=args.threads, warmup=1, repeats=args.repeats))
     print(format_report(report))

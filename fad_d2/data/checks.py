@@ -12,6 +12,8 @@ import os
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
+from ..errors import DatasetError
+
 # Metadata keys under which Detectron2's builtin datasets (and ours) keep their files.
 _PATH_KEYS = (
     "json_file",
@@ -44,12 +46,12 @@ def check_dataset_available(name: str) -> None:
     Datasets generated on demand (metadata ``generated_on_demand``, e.g. ``fad_synth_*``) pass.
 
     Raises:
-        KeyError: ``name`` is not registered.
+        DatasetError: ``name`` is not registered.
         FileNotFoundError: a file or folder of ``name`` is missing; the message names the dataset,
             the path and the environment variable that relocates it.
     """
     if name not in DatasetCatalog:
-        raise KeyError(
+        raise DatasetError(
             f"Dataset '{name}' is not registered; registered datasets include: "
             + ", ".join(sorted(DatasetCatalog.list())[:12])
             + ", ..."
@@ -114,7 +116,7 @@ def load_coco_json_checked(json_file, image_root, dataset_name=None, extra_annot
 
     Raises:
         FileNotFoundError: ``json_file`` or ``image_root`` does not exist.
-        ValueError: ``json_file`` is not valid JSON, lacks a key or field, has 0 images,
+        DatasetError: ``json_file`` is not valid JSON, lacks a key or field, has 0 images,
             annotations or categories, or refers to unknown image/category ids. The one-line
             message names the dataset, the file and the problem.
     """
@@ -129,13 +131,13 @@ def load_coco_json_checked(json_file, image_root, dataset_name=None, extra_annot
         with open(json_file, "rb") as f:
             data = json.loads(f.read().decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise ValueError(f"{where} is not valid JSON: not UTF-8 text at byte {e.start}") from None
+        raise DatasetError(f"{where} is not valid JSON: not UTF-8 text at byte {e.start}") from None
     except json.JSONDecodeError as e:
-        raise ValueError(
+        raise DatasetError(
             f"{where} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
         ) from None
     problem = _problem(data)
     if problem:
-        raise ValueError(f"{where} {problem}")
+        raise DatasetError(f"{where} {problem}")
     del data
     return load_coco_json(json_file, image_root, dataset_name, extra_annotation_keys)

@@ -19,7 +19,8 @@ from typing import List
 
 import torch
 
-from .steps import REPO, Progress, Step
+from ..resources import resource_path
+from .steps import Progress, Step
 
 PRETRAIN_CONFIGS = ("configs/Demo/pretrain_fcos_R_18_FPN_demo.yaml",
                     "configs/Demo/pretrain_fcos_R_18_FPN_demo_320.yaml")
@@ -54,8 +55,9 @@ def pretrain_steps(output_dir: str) -> List[Step]:
 
 
 def ensure_pretrained_backbone(output_dir: str, device: str, force: bool = False) -> str:
-    """The path of :data:`PRETRAINED_WEIGHTS`, pre-training it first when missing (or ``force``)."""
-    path = os.path.join(REPO, PRETRAINED_WEIGHTS)
+    """The path of :data:`PRETRAINED_WEIGHTS` (:func:`fad_d2.resources.resource_path`), pre-training
+    it first when missing (or ``force``: then it is written under the current directory)."""
+    path = resource_path(PRETRAINED_WEIGHTS)
     if os.path.isfile(path) and not force:
         return path
     steps = pretrain_steps(output_dir)

@@ -1,8 +1,10 @@
 """Resumable runs of the project's CLIs, as the demo and the study drive them.
 
-A run is ``train_net.py`` or ``search_net.py`` in its own ``OUTPUT_DIR`` with ``--resume``; when it
-ends, ``run.json`` (wall time, command) is written there, and a later call reuses the finished
-run instead of starting it again.  A killed run is continued by Detectron2's own resume.
+A run is ``train_net.py`` or ``search_net.py`` (run as their modules, ``python -m fad_d2.cli.train``
+/ ``fad_d2.cli.search``, so that an installed fad_d2 needs no checkout) in its own ``OUTPUT_DIR``
+with ``--resume``, in the current directory; when it ends, ``run.json`` (wall time, command) is
+written there, and a later call reuses the finished run instead of starting it again.  A killed
+run is continued by Detectron2's own resume.
 """
 import json
 import os
@@ -13,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI_MODULES = {"train_net.py": "fad_d2.cli.train", "search_net.py": "fad_d2.cli.search"}
 DONE_FILE = "run.json"
 AP_KEYS = ("AP", "AP50", "APs", "APm", "APl")
 
@@ -47,7 +49,8 @@ class Step:
             return json.load(f)["seconds"]
 
     def command(self, device: str) -> List[str]:
-        return [sys.executable, os.path.join(REPO, self.script), "--config-file", self.config, "--resume",
+        """The command line of the run: the CLI's module in this Python."""
+        return [sys.executable, "-m", CLI_MODULES[self.script], "--config-file", self.config, "--resume",
                 "MODEL.DEVICE", device, "OUTPUT_DIR", self.output_dir, *map(str, self.opts)]
 
     def run(self, device: str, log_file: Optional[str] = None) -> float:
@@ -60,10 +63,10 @@ class Step:
         start = time.time()
         env = {**os.environ, **self.env}
         if log_file is None:
-            proc = subprocess.run(cmd, cwd=REPO, env=env)
+            proc = subprocess.run(cmd, env=env)
         else:
             with open(log_file, "a") as log:
-                proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
             where = f" (log: {log_file})" if log_file else ""
             raise RuntimeError(f"{self.name}: {self.script} exited with status {proc.returncode}{where}")

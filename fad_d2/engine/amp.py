@@ -1,7 +1,7 @@
 """Mixed precision (``SOLVER.AMP.ENABLED``) on CUDA and on the CPU.
 
 Detectron2's ``AMPTrainer`` runs on CUDA only (it asserts CUDA and uses ``torch.cuda.amp``).
-:class:`AMPTrainer` here, which ``fad_d2.engine.trainer.Trainer`` builds in its place, is the
+:class:`AMPTrainer` here, which ``fad_d2.engine.trainer.Trainer.build_inner_trainer`` builds, is the
 same step on the model's device: the forward under ``torch.autocast(device, precision)``, the
 backward of the loss scaled by a ``GradScaler``, the update through ``GradScaler.step`` (which
 unscales the gradients first, so that a clip inside ``optimizer.step`` sees true gradients,
@@ -18,6 +18,8 @@ import torch
 from detectron2.engine import AMPTrainer as D2AMPTrainer
 from detectron2.utils.events import get_event_storage
 
+from ..errors import ConfigError
+
 __all__ = ["AMPTrainer", "amp_precision", "build_grad_scaler", "default_precision"]
 
 PRECISIONS = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -28,7 +30,7 @@ def amp_precision(cfg, device_type: str) -> torch.dtype:
     name = cfg.SOLVER.AMP.get("PRECISION", "")
     if name:
         if name not in PRECISIONS:
-            raise ValueError(f"SOLVER.AMP.PRECISION: {name!r} is not allowed: one of {list(PRECISIONS)}")
+            raise ConfigError(f"SOLVER.AMP.PRECISION: {name!r} is not allowed: one of {list(PRECISIONS)}")
         return PRECISIONS[name]
     return default_precision(device_type)
 

@@ -12,12 +12,13 @@ import os
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
+from ..errors import FADError
 from ..modeling.heads import parse_genotype_record
 
 GENOTYPES_KEY = "fad_genotypes"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FADError):
     """A checkpoint that cannot be used with this config; the message names the file."""
 
 

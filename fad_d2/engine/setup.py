@@ -1,4 +1,5 @@
 """Build the frozen config of a run from the command line, with one-line errors."""
+import argparse
 import contextlib
 import os
 import sys
@@ -9,14 +10,20 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from ..config import add_fad_config
-from .validate import ConfigError, check_fad_config
+from ..errors import ConfigError, FADError
+from ..modeling.heads import genotype_record_json
+from ..resources import resource_path
+from .validate import check_fad_config
 
 DEBUG_ENV = "FAD_D2_DEBUG"
 
 
 def load_cfg(config_file, opts=(), check=True):
     """Return the (unfrozen) config: Detectron2 defaults + :func:`add_fad_config` + file + opts,
-    checked by :func:`check_fad_config` (unless ``check=False``).
+    the config file, ``MODEL.WEIGHTS`` and the genotype files found by
+    :func:`fad_d2.resources.resource_path` (in the current directory, else installed with fad_d2),
+    checked by :func:`check_fad_config` and with its genotypes recorded by
+    :func:`record_genotypes` (neither unless ``check=False``).
 
     Raises :class:`ConfigError` for a missing file, a key that does not exist (a typo), a value
     of the wrong type or not allowed, naming the file, override or key (a genotype file's own
@@ -24,6 +31,7 @@ def load_cfg(config_file, opts=(), check=True):
     """
     cfg = get_cfg()
     add_fad_config(cfg)
+    config_file = resource_path(config_file)
     if not os.path.isfile(config_file):
         raise ConfigError(f"config file not found: {config_file}")
     try:
@@ -34,9 +42,19 @@ def load_cfg(config_file, opts=(), check=True):
         cfg.merge_from_list(list(opts))
     except (KeyError, ValueError, AssertionError, TypeError) as e:
         raise ConfigError(f"command-line override {list(opts)}: {_reason(e)}") from None
+    for node, key in ((cfg.MODEL, "WEIGHTS"), (cfg.MODEL.FAD, "GENOTYPE"), (cfg.MODEL.FAD_MASK, "GENOTYPE")):
+        node[key] = resource_path(node[key]) if node[key] else ""
     if check:
         check_fad_config(cfg)
+        record_genotypes(cfg)
     return cfg
+
+
+def record_genotypes(cfg):
+    """Write the genotypes of the FAD heads ``cfg`` builds into ``MODEL.FAD_GENOTYPE_RECORD``, so
+    that the saved ``config.yaml`` and every checkpoint state the architecture, not only the
+    name of a file that may change or disappear."""
+    cfg.MODEL.FAD_GENOTYPE_RECORD = genotype_record_json(cfg)
 
 
 def _reason(exc):
@@ -46,10 +64,11 @@ def _reason(exc):
 def setup_cfg(args, cfg=None):
     """``get_cfg`` → ``add_fad_config`` → file → overrides → freeze → ``default_setup``, and the
     ``fad_d2`` logger set up like Detectron2's (console + ``OUTPUT_DIR/log.txt``).  ``cfg``: the
-    config :func:`load_cfg` already returned for ``args`` (loaded here when ``None``)."""
+    config :func:`load_cfg` already returned for ``args`` (loaded here when ``None``).  Detectron2's
+    ``default_setup`` copies the config file it finds by :func:`fad_d2.resources.resource_path`."""
     cfg = load_cfg(args.config_file, args.opts) if cfg is None else cfg
     cfg.freeze()
-    default_setup(cfg, args)
+    default_setup(cfg, argparse.Namespace(**{**vars(args), "config_file": resource_path(args.config_file)}))
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="fad_d2", abbrev_name="fad")
     return cfg
 
@@ -67,16 +86,16 @@ def argument_parser(description=None):
 
 @contextlib.contextmanager
 def one_line_errors(debug=False):
-    """Turn a user error (a ``ValueError`` such as :class:`ConfigError`, a missing file, an
-    unknown name) into ``error: <message>`` on stderr and exit status 1; Ctrl-C exits with 130.
-    With ``debug`` or ``FAD_D2_DEBUG=1`` the exception propagates with its traceback."""
+    """Turn a user error (a :class:`fad_d2.errors.FADError`, or a missing file) into
+    ``error: <message>`` on stderr and exit status 1; Ctrl-C exits with 130.  Any other
+    exception is a bug and keeps its traceback.  With ``debug`` or ``FAD_D2_DEBUG=1`` a user
+    error propagates with its traceback too."""
     try:
         yield
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (FADError, FileNotFoundError) as e:
         if debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        sys.exit("error: " + " ".join(str(message).split("\n")))
+        sys.exit("error: " + " ".join(str(e).split("\n")))
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         sys.exit(130)

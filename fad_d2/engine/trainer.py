@@ -1,11 +1,15 @@
 """``DefaultTrainer`` with the COCO evaluator, early dataset checks, checkpoints that carry
 the genotype, and DDP and mixed precision for CPU models too."""
-import contextlib
+import logging
 import os
+import weakref
 
-import detectron2.engine.defaults as d2_defaults
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, build_detection_train_loader, get_detection_dataset_dicts
-from detectron2.engine import DefaultTrainer, hooks
+from detectron2.engine import DefaultTrainer, SimpleTrainer, create_ddp_model, hooks
+from detectron2.engine.train_loop import TrainerBase
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from ..data import check_dataset_available, check_images_exist
 from ..evaluation import MaskScoringCOCOEvaluator
@@ -43,12 +47,46 @@ class Trainer(DefaultTrainer):
     evaluates = True  # False: DATASETS.TEST is never read (then it is not checked)
 
     def __init__(self, cfg):
+        """``DefaultTrainer.__init__``'s steps in its order (model, optimizer, loader, DDP, the inner
+        trainer, scheduler, checkpointer, hooks), with the DDP wrapper and the inner trainer of
+        :meth:`build_ddp_model` and :meth:`build_inner_trainer`, which also serve CPU models."""
         if self.evaluates:
             for name in cfg.DATASETS.TRAIN:  # a missing training set is named first
                 check_dataset_available(name)
             check_test_datasets(cfg)
-        with _any_device(cfg):
-            super().__init__(cfg)
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = self.build_ddp_model(model)
+        self._trainer = self.build_inner_trainer(cfg, model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    @staticmethod
+    def build_ddp_model(model):
+        """Detectron2's ``create_ddp_model`` (DDP when there are several processes), with
+        ``device_ids=None`` for a CPU model (Detectron2 passes the local rank, a GPU index, which
+        ``DistributedDataParallel`` refuses for a CPU module)."""
+        on_cuda = next(model.parameters()).is_cuda
+        return create_ddp_model(model, broadcast_buffers=False, **({} if on_cuda else {"device_ids": None}))
+
+    @staticmethod
+    def build_inner_trainer(cfg, model, data_loader, optimizer):
+        """The step: ``SimpleTrainer``, or with ``SOLVER.AMP.ENABLED`` :class:`fad_d2.engine.amp.AMPTrainer`
+        on the model's device (Detectron2's own asserts CUDA) at ``amp_precision(cfg, device)``."""
+        if not cfg.SOLVER.AMP.ENABLED:
+            return SimpleTrainer(model, data_loader, optimizer)
+        device_type = next(model.parameters()).device.type
+        return AMPTrainer(model, data_loader, optimizer, device_type=device_type,
+                          precision=amp_precision(cfg, device_type))
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -90,30 +128,3 @@ class Trainer(DefaultTrainer):
         """``DefaultTrainer``'s evaluation function, on the weight average."""
         self._last_eval_results = self.test(self.cfg, self.ema.module)
         return self._last_eval_results
-
-
-@contextlib.contextmanager
-def _any_device(cfg):
-    """Within the context, ``DefaultTrainer.__init__`` builds for a CPU model too.  It calls two
-    names of ``detectron2.engine.defaults`` that assume CUDA, replaced here: ``create_ddp_model``,
-    which passes ``device_ids=[local rank]`` (a GPU index, which ``DistributedDataParallel``
-    refuses for a CPU module; a CPU model gets ``None``), and ``AMPTrainer``, which asserts
-    CUDA (:class:`fad_d2.engine.amp.AMPTrainer` runs on the model's device, at
-    ``amp_precision(cfg, device)``)."""
-    create_ddp_model, d2_amp_trainer = d2_defaults.create_ddp_model, d2_defaults.AMPTrainer
-
-    def create(model, **kwargs):
-        if not next(model.parameters()).is_cuda:
-            kwargs.setdefault("device_ids", None)
-        return create_ddp_model(model, **kwargs)
-
-    def amp_trainer(model, data_loader, optimizer):
-        device_type = next(model.parameters()).device.type
-        return AMPTrainer(model, data_loader, optimizer, device_type=device_type,
-                          precision=amp_precision(cfg, device_type))
-
-    d2_defaults.create_ddp_model, d2_defaults.AMPTrainer = create, amp_trainer
-    try:
-        yield
-    finally:
-        d2_defaults.create_ddp_model, d2_defaults.AMPTrainer = create_ddp_model, d2_amp_trainer

@@ -1,24 +1,23 @@
-"""Check every ``MODEL.FAD.*``, ``MODEL.FAD_MASK.*`` and ``SEARCH.*`` value when a config is loaded.
+"""Check every ``MODEL.FAD.*``, ``MODEL.FAD_MASK.*``, ``MODEL_EMA.*``, ``SEARCH.*`` and ``SEARCH.COST.*``
+value when a config is loaded.
 
 Each rule names the key, the value and what is allowed, so that a wrong value ends the program
 in one line before anything is built (and not 2,500 iterations later, or never: ``NUM_CELLS
 [0, 0]`` would train a head that does nothing).  Head names are checked against the
 meta-architecture that reads them, and the configured genotype files are loaded and checked
-against the head (their groups, search space and node count).
+against the head (their groups, search space and node count).  Checking changes nothing in the
+config.
 """
 import numbers
 
+from ..errors import ConfigError
 from ..modeling.fad_module import LAYOUTS
-from ..modeling.heads import check_head_names, genotype_record_json
+from ..modeling.heads import check_head_names, configured_genotypes
 from ..space import CELL_KINDS, SEARCH_SPACES
 from ..space.transformations import NORMS, gn_groups
 
 
 SELECTIONS = ("alpha", "perturbation")  # SEARCH.SELECTION: fad_d2.space.derive, fad_d2.search.perturbation
-
-
-class ConfigError(ValueError):
-    """A config file or a command-line override that cannot be used; the message names it."""
 
 
 def _is_int(v):
@@ -93,24 +92,39 @@ def _check_search(s):
              "an integer >= 1 (derivation periods without change that end the search; the paper: 1)")
 
 
+COST_METRICS = ("flops", "latency")  # SEARCH.COST.METRIC (latency in milliseconds)
+COST_DEVICES = ("", "cpu", "cuda")  # SEARCH.COST.DEVICE ("": MODEL.DEVICE)
+
+
+def _check_search_cost(c):
+    _require(_is_number(c.WEIGHT) and c.WEIGHT >= 0, "SEARCH.COST.WEIGHT", c.WEIGHT,
+             "a number >= 0 (0 turns the cost penalty off: the paper's search)")
+    _require(c.METRIC in COST_METRICS, "SEARCH.COST.METRIC", c.METRIC, f"one of {list(COST_METRICS)}")
+    _require(_is_number(c.TARGET) and c.TARGET > 0, "SEARCH.COST.TARGET", c.TARGET,
+             "a number > 0 (the budget as a fraction of the stock head's cost)")
+    _require(c.DEVICE in COST_DEVICES, "SEARCH.COST.DEVICE", c.DEVICE,
+             f"one of {list(COST_DEVICES)} ('': MODEL.DEVICE)")
+    _require(_is_int(c.REPEATS) and c.REPEATS >= 1, "SEARCH.COST.REPEATS", c.REPEATS,
+             "an integer >= 1 (measured calls per part of the cost table)")
+    _require(isinstance(c.TABLE_DIR, str), "SEARCH.COST.TABLE_DIR", c.TABLE_DIR,
+             "a folder path ('': ~/.cache/fad_d2/cost_tables)")
+
+
 def check_fad_config(cfg):
     """Raise :class:`ConfigError` (or the genotype file's own error) for the first unusable value
-    of ``MODEL.FAD.*``, ``MODEL.FAD_MASK.*``, ``MODEL_EMA.*``, ``SEARCH.*`` or the head names, and record the
-    configured genotypes in ``MODEL.FAD_GENOTYPE_RECORD`` (so that the saved ``config.yaml``
-    states the architecture, not only its file name)."""
+    of ``MODEL.FAD.*``, ``MODEL.FAD_MASK.*``, ``MODEL_EMA.*``, ``SEARCH.*``, ``SEARCH.COST.*``, the
+    head names or the configured genotype files; ``cfg`` is left as it was."""
     fad = cfg.MODEL.FAD
     _check_cells_node(fad, "MODEL.FAD", 2)
     _require(fad.LAYOUT in LAYOUTS, "MODEL.FAD.LAYOUT", fad.LAYOUT, f"one of {list(LAYOUTS)}")
     _check_cells_node(cfg.MODEL.FAD_MASK, "MODEL.FAD_MASK", 1)
     _check_search(cfg.SEARCH)
+    _check_search_cost(cfg.SEARCH.COST)
     _require(cfg.SEARCH.COST.WEIGHT == 0 or fad.CELL == "paper", "SEARCH.COST.WEIGHT", cfg.SEARCH.COST.WEIGHT,
              "0 with MODEL.FAD.CELL 'released' (the cost model knows the paper cell only)")
     ema = cfg.MODEL_EMA
     _require(isinstance(ema.ENABLED, bool), "MODEL_EMA.ENABLED", ema.ENABLED, "True or False")
     _require(_is_number(ema.DECAY) and 0 < ema.DECAY < 1, "MODEL_EMA.DECAY", ema.DECAY,
              "a number in (0, 1) (the weight of the old average per iteration)")
-    try:
-        check_head_names(cfg)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    cfg.MODEL.FAD_GENOTYPE_RECORD = genotype_record_json(cfg)
+    check_head_names(cfg)
+    configured_genotypes(cfg)  # loads and checks every configured genotype file

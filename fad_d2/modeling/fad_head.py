@@ -15,6 +15,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling.anchor_generator import build_anchor_generator
 from torch import nn
 
+from ..errors import ConfigError
 from .batch_threads import batch_thread_chunks, run_batch_threads
 from .fad_module import FADModule
 from .fcos import FCOS_HEAD_REGISTRY
@@ -116,7 +117,7 @@ class FADRetinaNetHead(_FADDenseHead):
     def from_config(cls, cfg, input_shape: List[ShapeSpec]):
         num_anchors = set(build_anchor_generator(cfg, input_shape).num_cell_anchors)
         if len(num_anchors) != 1:
-            raise ValueError(f"MODEL.ANCHOR_GENERATOR: FAD needs the same anchors per level, got {num_anchors}")
+            raise ConfigError(f"MODEL.ANCHOR_GENERATOR: FAD needs the same anchors per level, got {num_anchors}")
         return {
             "fad_module": fad_module_from_config(cfg, input_shape, cls.__name__),
             "channels": input_shape[0].channels,

@@ -14,6 +14,7 @@ from detectron2.modeling.meta_arch import fcos as d2_fcos
 from detectron2.utils.registry import Registry
 from torch import nn
 
+from ..errors import ConfigError
 from .backbone import apply_freeze_all
 
 FCOS_HEAD_REGISTRY = Registry("FCOS_HEAD")
@@ -77,7 +78,7 @@ class FCOS(d2_fcos.FCOS):
         fcos = cfg.MODEL.FCOS
         missing = [f for f in fcos.IN_FEATURES if f not in backbone_shape]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"MODEL.FCOS.IN_FEATURES: {missing} not produced by the backbone "
                 f"(it outputs {sorted(backbone_shape)})"
             )

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from detectron2.modeling.roi_heads.mask_head import ROI_MASK_HEAD_REGISTRY
 from detectron2.utils.registry import Registry
 
+from ..errors import ConfigError
 from ..space import CellGroup, Genotype, GenotypeError, SearchSpace, genotype_to_dict, get_search_space, load_genotype
 from .fcos import FCOS_HEAD_REGISTRY
 from .retinanet import RETINANET_HEAD_REGISTRY
@@ -69,12 +70,12 @@ def fad_head_spec(name: str) -> FADHeadSpec:
 
 
 def replaceable_head(cfg) -> FADHeadSpec:
-    """The spec of the head a FAD head can replace in ``cfg``'s detector (ValueError if none)."""
+    """The spec of the head a FAD head can replace in ``cfg``'s detector (:class:`ConfigError` if none)."""
     for spec in FAD_HEADS:
         if spec.reads_head_key(cfg):
             return spec
     archs = sorted({a for s in FAD_HEADS for a in s.meta_architectures})
-    raise ValueError(f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r}: no FAD-replaceable "
+    raise ConfigError(f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r}: no FAD-replaceable "
                      f"head (meta-architectures with one: {archs}, Mask R-CNN with MODEL.MASK_ON)")
 
 
@@ -84,17 +85,17 @@ def selected_fad_heads(cfg) -> List[FADHeadSpec]:
 
 
 def check_head_names(cfg):
-    """Raise ``ValueError`` for a head name that is not registered, or that the chosen
+    """Raise :class:`ConfigError` for a head name that is not registered, or that the chosen
     meta-architecture would ignore (e.g. a RetinaNet head name with ``RetinaNet``, whose head
     is always the stock one)."""
     for spec in FAD_HEADS:
         value = cfg_value(cfg, spec.head_key)
         if value not in spec.registry:
-            raise ValueError(f"{spec.head_key}: {value!r} is not registered (registered: "
+            raise ConfigError(f"{spec.head_key}: {value!r} is not registered (registered: "
                              f"{sorted(name for name, _ in spec.registry)})")
         if value != spec.stock_head and not spec.reads_head_key(cfg):
             mask_on = spec.needs_mask_on and not cfg.MODEL.MASK_ON
-            raise ValueError(
+            raise ConfigError(
                 f"{spec.head_key}: {value!r} is ignored by MODEL.META_ARCHITECTURE "
                 f"{cfg.MODEL.META_ARCHITECTURE!r}{' with MODEL.MASK_ON False' if mask_on else ''}; "
                 f"only {list(spec.meta_architectures)}"
@@ -107,7 +108,7 @@ def head_genotype(cfg, spec: FADHeadSpec) -> Optional[Genotype]:
     checked against the head: its groups are ``spec.groups``, and the search space, cell kind
     and node count it states equal ``<node>.SEARCH_SPACE`` / ``<node>.CELL`` / ``<node>.NUM_NODES``.
 
-    Raises FileNotFoundError, GenotypeError (a malformed file) or ValueError (a mismatch), each
+    Raises FileNotFoundError, GenotypeError (a malformed file) or ConfigError (a mismatch), each
     naming the key and the file.
     """
     node = cfg_value(cfg, spec.node)
@@ -123,12 +124,12 @@ def head_genotype(cfg, spec: FADHeadSpec) -> Optional[Genotype]:
         raise GenotypeError(where, "$.cell", f"the genotype is for the {genotype.cell!r} cell but "
                                              f"{spec.node}.CELL is {node.CELL!r}; set it to {genotype.cell!r}")
     if genotype.search_space != node.SEARCH_SPACE:
-        raise ValueError(f"{where}: the genotype was searched in space {genotype.search_space!r} but "
+        raise ConfigError(f"{where}: the genotype was searched in space {genotype.search_space!r} but "
                          f"{spec.node}.SEARCH_SPACE is {node.SEARCH_SPACE!r}; set it to "
                          f"{genotype.search_space!r}")
     num_nodes = genotype.groups[0][1].num_nodes
     if num_nodes != node.NUM_NODES:
-        raise ValueError(f"{where}: the genotype's cells have {num_nodes} nodes but "
+        raise ConfigError(f"{where}: the genotype's cells have {num_nodes} nodes but "
                          f"{spec.node}.NUM_NODES is {node.NUM_NODES}; set it to {num_nodes}")
     return genotype
 

@@ -10,6 +10,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
+
 SPLIT_FILE = "search_split.json"
 
 
@@ -36,15 +38,15 @@ def image_key(record: Dict, position: int) -> str:
 def make_split(dataset_dicts: Sequence[Dict], ratio: float, seed: int, min_images: int) -> SearchSplit:
     """Split ``dataset_dicts`` at random (seeded) into a w-half (``ratio``) and an α-half.
 
-    Raises ``ValueError`` when either half would hold fewer than ``min_images`` images
+    Raises :class:`ConfigError` when either half would hold fewer than ``min_images`` images
     (at least one batch).
     """
     if not 0.0 < ratio < 1.0:
-        raise ValueError(f"SEARCH.SPLIT_RATIO must be in (0, 1), got {ratio}")
+        raise ConfigError(f"SEARCH.SPLIT_RATIO must be in (0, 1), got {ratio}")
     n = len(dataset_dicts)
     n_w = int(round(n * ratio))
     if min(n_w, n - n_w) < min_images:
-        raise ValueError(
+        raise ConfigError(
             f"the search training set has {n} images: too small to split with SEARCH.SPLIT_RATIO "
             f"{ratio} into two halves of at least {min_images} images (one batch) each"
         )
@@ -68,7 +70,7 @@ def load_or_make_split(output_dir: str, dataset_dicts, ratio, seed, min_images, 
         with open(path) as f:
             saved = json.load(f)
         if (saved.get("ratio"), saved.get("seed")) != (ratio, seed):
-            raise ValueError(
+            raise ConfigError(
                 f"{path} was made with SEARCH.SPLIT_RATIO {saved.get('ratio')} and SEARCH.SPLIT_SEED "
                 f"{saved.get('seed')}, not {ratio} and {seed}: use another OUTPUT_DIR for a new split "
                 "(or the split's values to go on with this search)"
@@ -77,7 +79,7 @@ def load_or_make_split(output_dir: str, dataset_dicts, ratio, seed, min_images, 
         known = {image_key(r, i) for i, r in enumerate(dataset_dicts)}
         missing = [k for k in split.w_keys + split.alpha_keys if k not in known]
         if missing:
-            raise ValueError(f"{path}: {len(missing)} images of the saved split (e.g. {missing[0]}) "
+            raise ConfigError(f"{path}: {len(missing)} images of the saved split (e.g. {missing[0]}) "
                              "are not in the training set; use a new OUTPUT_DIR for a new dataset")
         return split
     split = make_split(dataset_dicts, ratio, seed, min_images)

@@ -25,8 +25,9 @@ from detectron2.engine import hooks
 from detectron2.utils import comm
 
 from ..engine.amp import amp_precision
-from ..engine.checkpoint import read_checkpoint
+from ..engine.checkpoint import CheckpointError, read_checkpoint
 from ..engine.trainer import Trainer, training_dataset_dicts
+from ..errors import ConfigError
 from ..space import CellGroup
 from .alpha_hook import AlphaUpdateHook, build_alpha_optimizer
 from .cost_penalty import CostReportHook, cost_penalty_from_config
@@ -94,7 +95,7 @@ class SearchTrainer(Trainer):
     def build_model(cls, cfg):
         model = super().build_model(cfg)
         if not search_groups(model):
-            raise ValueError(
+            raise ConfigError(
                 f"this config builds a {cfg.MODEL.META_ARCHITECTURE} without any FAD search module: select "
                 "a FAD head (fad_d2.modeling.FAD_HEADS lists them and their keys) with an empty genotype"
             )
@@ -214,7 +215,7 @@ class SearchTrainer(Trainer):
             self.alpha_hook.load_state_dict({"optimizer": old_alpha_state})
         saved = state_dict.get("search_split")
         if self.split is not None and saved is not None and saved != self.split.to_dict():
-            raise ValueError("the checkpoint's search split differs from search_split.json in OUTPUT_DIR")
+            raise CheckpointError("the checkpoint's search split differs from search_split.json in OUTPUT_DIR")
 
 
 def search_end_state(output_dir):

@@ -44,6 +44,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Tuple, Union
 
+from ..errors import FADError
 from .spaces import SEARCH_SPACES, SearchSpace
 from .transformations import TRANSFORMATIONS
 
@@ -192,7 +193,7 @@ class Genotype:
         raise KeyError(f"genotype has no group {name!r} (groups: {list(self.group_names)})")
 
 
-class GenotypeError(ValueError):
+class GenotypeError(FADError):
     """A malformed genotype; the message is ``"<source>: <JSON path>: <what is wrong>"``."""
 
     def __init__(self, source: str, path: str, detail: str):

@@ -6,8 +6,7 @@ import os
 import pytest
 import torch
 
-from benchmarks import (derived_head, head_convs, mixed_op, report, run_all, search_head, search_profile, search_step,
-                        search_wallclock, split_paired)
+from benchmarks import derived_head, mixed_op, report, run_all, search_profile, search_step, search_wallclock
 from benchmarks.common import Settings, image_size, level_sizes, peak_memory_bytes, saved_activation_bytes
 
 TINY = Settings(device="cpu", threads=1, warmup=0, repeats=1)
@@ -67,6 +66,7 @@ def step_result():
                                      num_classes=8, extra_opts=["MODEL.FAD.SEARCH_SPACE", "subset1"])
 
 
+@pytest.mark.slow
 def test_search_step(step_result):
     v = step_result["variants"]
     assert set(v) == {"fcos", "search_repshare", "search_unshared"}
@@ -87,6 +87,7 @@ def head_result():
                                       width=192, extra_opts=["MODEL.FAD.NUM_CELLS", "[1, 1]"])
 
 
+@pytest.mark.slow
 def test_derived_head(head_result):
     v = head_result["variants"]
     assert set(v) == {"stock", "fad"}
@@ -100,6 +101,7 @@ def test_derived_head(head_result):
         == "genotypes/random_full_seed0.json"
 
 
+@pytest.mark.slow
 def test_report(block_result, step_result, head_result):
     machine = {"cpu": "CPU", "cores": 2, "load_average_1min": 0.0, "device": "cpu", "gpu": None,
                "torch": torch.__version__, "detectron2": "0", "python": "3", "date": "today", "threads": 1}
@@ -115,34 +117,12 @@ def test_report(block_result, step_result, head_result):
     assert "CPU, 2 cores" in text and "today" in text
 
 
-def test_search_head():
-    result = search_head.compare_heads([1], repeats=1, config_file=DEMO_SEARCH, batch=1, short_side=128,
-                                       extra_opts=["MODEL.FAD.SEARCH_SPACE", "subset1"])
-    times = result["threads"]["1"]
-    assert set(times) == set(search_head.VARIANTS) and all(set(t) == TIME_KEYS for t in times.values())
-    assert set(search_head.summary(result)) == {"channels_last_vs_nchw_1t", "search_vs_stock_1t",
-                                                "split_vs_unsplit_1t"}
-    assert search_head.format_comparison(result).count("\n") == 2 + 2 + len(search_head.VARIANTS) - 1
-
-
-def test_head_convs():
-    result = head_convs.compare(DEMO_SEARCH, batch=2, short_side=128, extra_opts=["MODEL.FAD.SEARCH_SPACE", "subset1"])
-    search, stock = result["heads"]["search"], result["heads"]["stock"]
-    assert set(search["forward_macs"]) == {"1×1", "depthwise", "dense 3×3"}
-    assert set(stock["forward_macs"]) == {"dense 3×3"}
-    # the stock head's convolutions run forward once: the profiled kernels' multiply-adds are the counter's
-    assert stock["forward_macs"]["dense 3×3"] == pytest.approx(2 * stock["macs_per_image"], rel=1e-9)
-    for r in (search, stock):
-        assert set(r["seconds"]) == {f"{k} {d}" for k in r["forward_macs"] for d in ("forward", "backward")}
-        assert 0 < sum(r["seconds"].values()) < r["total_s"]
-    assert head_convs.format_convs(result).count("\n") == 2 + 2 + 3 + 1 + 1 + 1 - 1
-
-
 @pytest.fixture(scope="module")
 def wallclock_result():
     return search_wallclock.compare_trainers(**search_wallclock.SMOKE, unsplit=True)
 
 
+@pytest.mark.slow
 def test_search_wallclock(wallclock_result):
     s, v = wallclock_result["setting"], wallclock_result["variants"]
     assert set(v) == {*search_wallclock.VARIANTS, search_wallclock.UNSPLIT}
@@ -163,25 +143,7 @@ def test_search_wallclock(wallclock_result):
         search_wallclock.format_comparison(two_rounds)
 
 
-def test_split_paired():
-    smoke = {k: v for k, v in search_wallclock.SMOKE.items() if k not in ("plain_config", "iterations")}
-    result = split_paired.compare_paired(**smoke, pairs=2)
-    # SMOKE's one warm-up iteration ran split; the timed ones: off, split, off, split
-    assert result["states"] == [split_paired.UNSPLIT, split_paired.SPLIT] * 2
-    split, off = (result["variants"][split_paired.LABELS[k]] for k in (split_paired.SPLIT, split_paired.UNSPLIT))
-    assert len(split["times_s"]) == len(off["times_s"]) == 2
-    assert result["pair_ratios"] == [pytest.approx(b / a) for a, b in zip(split["times_s"], off["times_s"])]
-    table = split_paired.format_paired(result)
-    assert table.count("\n| ") == 3 and f"median **{result['median_pair_ratio']:.2f}×**" in table
-
-
-def test_split_paired_needs_a_fad_head():
-    hook = split_paired.AlternateSplit()
-    hook.trainer = type("Trainer", (), {"model": torch.nn.Conv2d(1, 1, 1)})()
-    with pytest.raises(ValueError, match="no FAD head"):
-        hook.before_train()
-
-
+@pytest.mark.slow
 def test_search_profile():
     smoke = {k: v for k, v in search_wallclock.SMOKE.items() if k != "iterations"}
     result = search_profile.profile_iterations(**smoke)
@@ -205,6 +167,7 @@ def test_run_all_rejects_unknown_sections():
         run_all.main(["--only", "nonsense"])
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke(tmp_path):
     """``python -m benchmarks.gpu_check --smoke``: both sections at tiny sizes on the CPU, the JSON
     and the Markdown with one row per precision and the four targets."""
@@ -230,6 +193,7 @@ def test_gpu_check_smoke(tmp_path):
     assert all(f"| {name} | ≤ {bound} |" in table for name, bound in gpu_check.TARGETS.items())
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_budgeted_search_reuses_the_study_and_resumes(tmp_path):
     """``benchmarks.budgeted_search --tiny``: the unconstrained variant and the stock head are the

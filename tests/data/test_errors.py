@@ -7,6 +7,7 @@ from detectron2.data.datasets import register_coco_instances
 
 import fad_d2.data  # noqa: F401  (registration)
 from fad_d2.data import check_dataset_available, load_coco_json_checked
+from fad_d2.errors import DatasetError
 
 
 def _one_line(error):
@@ -64,7 +65,7 @@ def test_missing_builtin_dataset(name, tmp_path, monkeypatch):
 
 
 def test_unregistered_dataset():
-    with pytest.raises(KeyError, match="fad_no_such_dataset"):
+    with pytest.raises(DatasetError, match="fad_no_such_dataset"):
         check_dataset_available("fad_no_such_dataset")
 
 
@@ -72,7 +73,7 @@ def test_corrupted_json(coco_file):
     path, _, images = coco_file
     text = path.read_text()
     path.write_text(text[: len(text) // 2])
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(DatasetError) as error:
         load_coco_json_checked(str(path), images, "fad_test")
     message = _one_line(error)
     assert str(path) in message and "not valid JSON" in message and "line" in message
@@ -93,7 +94,7 @@ def test_broken_or_empty_content(coco_file, change, expected):
     path, data, images = coco_file
     change(data)
     path.write_text(json.dumps(data))
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(DatasetError) as error:
         load_coco_json_checked(str(path), images)
     message = _one_line(error)
     assert str(path) in message and expected in message

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from detectron2.engine import SimpleTrainer
 from detectron2.utils.events import EventStorage
 from torch import nn
 
@@ -62,6 +63,19 @@ def test_amp_trainer_steps_on_the_cpu(precision):
         assert not trainer.grad_scaler.is_enabled() and state == {}
 
 
+def test_inner_trainer_for_a_cpu_model():
+    """The trainer's constructor picks the step for the model's device (Detectron2's own
+    AMPTrainer asserts CUDA), and one process keeps the model unwrapped."""
+    model, loader = _Regression(), itertools.repeat((torch.randn(2, 8), torch.randn(2, 1)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    cfg = cpu_cfg(DEMO_FAD, check=False)
+    assert type(Trainer.build_inner_trainer(cfg, model, loader, optimizer)) is SimpleTrainer
+    cfg.SOLVER.AMP.ENABLED = True
+    amp = Trainer.build_inner_trainer(cfg, model, loader, optimizer)
+    assert isinstance(amp, AMPTrainer) and amp.device_type == "cpu" and amp.precision == torch.bfloat16
+    assert Trainer.build_ddp_model(model) is model
+
+
 def test_precision_rule():
     cfg = cpu_cfg(DEMO_FAD, check=False)
     assert "PRECISION" not in cfg.SOLVER.AMP  # this Detectron2 has no such key: the device decides
@@ -73,6 +87,7 @@ def test_precision_rule():
         amp_precision(cfg, "cpu")
 
 
+@pytest.mark.slow
 def test_training_a_fad_head_with_amp_on_the_cpu(tmp_path):
     cfg = cpu_cfg(DEMO_FAD, *tiny_opts("MODEL.FAD.GENOTYPE", f"{REPO}/genotypes/fad_fcos_demo.json",
                                        "SOLVER.AMP.ENABLED", "True", "SOLVER.MAX_ITER", "3",

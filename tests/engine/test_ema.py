@@ -5,7 +5,7 @@ import torch
 from detectron2.config import CfgNode as CN
 
 import fad_d2  # noqa: F401
-import train_net
+from fad_d2.cli import train as train_net
 from fad_d2.engine.checkpoint import CheckpointError
 from fad_d2.engine.ema import EMA_KEY, build_model_ema, update_model_ema
 from fad_d2.engine.setup import ConfigError
@@ -59,6 +59,7 @@ def _train(cfg, resume, evaluated):
     return trainer
 
 
+@pytest.mark.slow
 def test_trainer_evaluates_saves_and_resumes_the_average(tmp_path, monkeypatch):
     evaluated = []
     monkeypatch.setattr(Trainer, "test", classmethod(lambda cls, cfg, model: evaluated.append(model) or {}))
@@ -73,6 +74,7 @@ def test_trainer_evaluates_saves_and_resumes_the_average(tmp_path, monkeypatch):
     assert int(resumed.ema.n_averaged) == 5
 
 
+@pytest.mark.slow
 def test_eval_only_loads_the_average(tmp_path, monkeypatch):
     evaluated = []
     monkeypatch.setattr(Trainer, "test", classmethod(lambda cls, cfg, model: evaluated.append(model) or {}))

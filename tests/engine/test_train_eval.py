@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from detectron2.utils.events import EventStorage
 
@@ -12,6 +13,8 @@ from fad_d2.engine.box_watch import BoxRegressionWatch
 from fad_d2.engine.trainer import Trainer
 from tests.conftest import REPO, config_path
 from tests.modeling.utils import cpu_cfg, tiny_opts
+
+pytestmark = pytest.mark.slow  # end-to-end: trainings, searches, subprocesses
 
 DEMO_FCOS = config_path("Demo/fcos_R_18_FPN_demo.yaml")
 COCO_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl"}

@@ -11,7 +11,10 @@ import torch
 import fad_d2  # noqa: F401
 from fad_d2.data import check_images_exist
 from fad_d2.engine.checkpoint import CheckpointError, FADCheckpointer, genotype_record
-from fad_d2.engine.setup import ConfigError, load_cfg
+from fad_d2.engine.setup import ConfigError, load_cfg, one_line_errors, record_genotypes
+from fad_d2.engine.validate import check_fad_config
+from fad_d2.errors import DatasetError, FADError
+from fad_d2.space import GenotypeError
 from fad_d2.engine.trainer import Trainer
 from fad_d2.modeling import FADModule
 from fad_d2.space import CellGenotype, EdgeChoice, Genotype, get_search_space, save_genotype
@@ -66,6 +69,11 @@ BAD_VALUES = {
     "SEARCH.ALPHA_LR": ("-0.1", ">= 0"),
     "SEARCH.ALPHA_WARMUP_ITERS": ("-1", ">= 0"),
     "SEARCH.STABLE_PERIODS": ("0", ">= 1"),
+    "SEARCH.COST.WEIGHT": ("-1.0", ">= 0"),
+    "SEARCH.COST.METRIC": ("'energy'", "one of"),
+    "SEARCH.COST.TARGET": ("0.0", "> 0"),
+    "SEARCH.COST.DEVICE": ("'tpu'", "one of"),
+    "SEARCH.COST.REPEATS": ("0", ">= 1"),
 }
 
 
@@ -112,6 +120,39 @@ def test_genotype_node_count_and_space_checked_against_config(tmp_path):
     assert genotype_record(_fad_cfg(two_nodes, "MODEL.FAD.NUM_NODES", "2"))
     with pytest.raises(ValueError, match=r"searched in space 'full' but MODEL.FAD.SEARCH_SPACE is 'subset1'"):
         _fad_cfg(_write_genotype(tmp_path, "g.json"), "MODEL.FAD.SEARCH_SPACE", "subset1")
+
+
+def test_check_leaves_the_config_unchanged(tmp_path):
+    """Checking a config changes none of its values; recording the genotypes is load_cfg's own step."""
+    path = _write_genotype(tmp_path, "g.json")
+    cfg = load_cfg(DEMO_FAD, ["MODEL.DEVICE", "cpu", "MODEL.FAD.GENOTYPE", path], check=False)
+    before = cfg.dump()
+    check_fad_config(cfg)
+    assert cfg.dump() == before and cfg.MODEL.FAD_GENOTYPE_RECORD == ""
+    record_genotypes(cfg)
+    assert genotype_record(cfg)["MODEL.FAD.GENOTYPE"]["file"] == path
+
+
+@pytest.mark.parametrize("error", [ConfigError("bad value"), FileNotFoundError("gone.json")])
+def test_user_errors_end_in_one_line(error):
+    def fail():
+        with one_line_errors():
+            raise error
+    with pytest.raises(SystemExit) as info:
+        fail()
+    assert info.value.code == f"error: {error}"
+
+
+def test_other_errors_keep_their_traceback():
+    """A ValueError or KeyError that is no FADError is a bug, not a user error: it propagates."""
+    for error in (ValueError("a bug"), KeyError("a bug")):
+        with pytest.raises(type(error)), one_line_errors():
+            raise error
+
+
+def test_user_error_classes_share_one_base():
+    assert all(issubclass(c, FADError) and issubclass(c, ValueError)
+               for c in (ConfigError, CheckpointError, GenotypeError, DatasetError))
 
 
 def test_saved_config_records_the_genotype(tmp_path):
@@ -213,6 +254,7 @@ def error_line(proc):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_cli_bad_value_is_one_line_and_debug_shows_the_traceback(tmp_path):
     args = ("--config-file", DEMO_FCOS, "OUTPUT_DIR", str(tmp_path), "MODEL.FAD.NUM_CELLS", "[0, 0]")
     assert error_line(_run("train_net.py", *args)).startswith("error: MODEL.FAD.NUM_CELLS: [0, 0] is not allowed")
@@ -221,12 +263,14 @@ def test_cli_bad_value_is_one_line_and_debug_shows_the_traceback(tmp_path):
     assert not os.listdir(tmp_path), "nothing was written"
 
 
+@pytest.mark.slow
 def test_cli_eval_only_without_weights_is_refused(tmp_path):
     proc = _run("train_net.py", "--config-file", DEMO_FCOS, "--eval-only", "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu",
                 "OUTPUT_DIR", str(tmp_path))
     assert "--eval-only needs trained weights" in error_line(proc)
 
 
+@pytest.mark.slow
 def test_cli_analyze_bad_genotype_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fad_d2.analyze", "--config-file", DEMO_FAD, "--genotype",
                            str(tmp_path / "nope.json")], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),

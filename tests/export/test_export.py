@@ -10,6 +10,8 @@ from fad_d2.timing import Settings
 from tests.conftest import REPO, config_path
 from tests.modeling.utils import cpu_cfg
 
+pytestmark = pytest.mark.slow  # traces, exports and runs whole detectors
+
 GENOTYPE = f"{REPO}/genotypes/fad_fcos_demo.json"
 # 128-192 px inputs (P7 at least 1×2: GroupNorm needs more than one value per group at batch 1)
 # and the FAD cells at c′ = 64, as in the demo: at c′ = 32 each of GroupNorm's 32 groups is one

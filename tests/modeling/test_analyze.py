@@ -12,6 +12,7 @@ from tests.conftest import REPO, config_path
 STOCK_FCOS_HEAD_PARAMS = 4_920_661  # Detectron2's FCOSHead, 80 classes (paper Table 3: 4.9 M)
 
 
+@pytest.mark.slow
 def test_stock_fcos_head_parameters_match_paper():
     # parameter counts do not depend on the image size: a small one keeps the FLOP count fast
     result = analyze(config_path("FCOS/fcos_R_50_FPN_1x_coco.yaml"), size=(128, 192))
@@ -20,6 +21,7 @@ def test_stock_fcos_head_parameters_match_paper():
     assert 0 < result["stock"]["head"]["gflops"] < result["stock"]["model"]["gflops"]
 
 
+@pytest.mark.slow
 def test_fad_head_against_stock_and_flops_scale_with_area():
     genotype = f"{REPO}/genotypes/random_full_seed0.json"
     small = analyze(config_path("FAD-FCOS/fad_fcos_R_50_FPN_1x_coco.yaml"), genotype=genotype, size=(128, 192))
@@ -30,6 +32,7 @@ def test_fad_head_against_stock_and_flops_scale_with_area():
     assert 3.0 < ratio < 5.0  # 4x the pixels (levels are rounded up to whole cells)
 
 
+@pytest.mark.slow
 def test_cli_json_on_demo_mask_config():
     proc = subprocess.run([sys.executable, "-m", "fad_d2.analyze", "--config-file",
                            config_path("Demo/mask_rcnn_R_18_FPN_demo.yaml"), "--json", "--size", "128", "128",
@@ -42,6 +45,7 @@ def test_cli_json_on_demo_mask_config():
     assert result["ours"]["head"]["params"] != result["stock"]["head"]["params"]
 
 
+@pytest.mark.slow
 def test_two_stage_count_is_fixed_by_the_roi_numbers():
     """An untrained RPN proposes a random number of boxes: the count fixes the RoIs instead."""
     result = analyze(config_path("Demo/ms_rcnn_R_18_FPN_demo.yaml"), size=(128, 128))

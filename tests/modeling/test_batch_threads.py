@@ -67,6 +67,7 @@ def _assert_passes_equal(one, split):
     _assert_close(list(param_grads.values()), list(split_param_grads.values()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("detector", sorted(CONFIGS))
 @pytest.mark.parametrize("mode", ["search", "derived"])
 def test_split_batch_equals_one_call(detector, mode, tmp_path):
@@ -83,6 +84,7 @@ def test_split_batch_equals_one_call(detector, mode, tmp_path):
         _assert_passes_equal((outputs, input_grads, param_grads), _pass(head, features, chunks))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["search", "derived"])
 def test_mask_head_split_over_rois_equals_one_call(mode, tmp_path):
     opts = ["MODEL.ROI_MASK_HEAD.NAME", "FADMaskHead", "MODEL.FAD_MASK.INNER_CHANNELS", "32"]
@@ -109,6 +111,7 @@ def test_mask_head_split_over_rois_equals_one_call(mode, tmp_path):
     _assert_passes_equal(one, mask_pass(2))  # 5 RoIs: chunks of 2 + 3
 
 
+@pytest.mark.slow
 def test_alpha_only_pass_gives_the_alpha_gradient():
     """The α step's pass: only α requires gradients, the features none."""
     head = _head("fcos")
@@ -134,6 +137,7 @@ def test_alpha_only_pass_gives_the_alpha_gradient():
     _assert_close(grads[1], grads[2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("context", ["no_grad", "inference_mode"])
 def test_split_without_autograd(context):
     head = _head("fcos")
@@ -148,6 +152,7 @@ def test_split_without_autograd(context):
     assert all(b.is_inference() == (context == "inference_mode") for b in split)
 
 
+@pytest.mark.slow
 def test_autocast_reaches_the_workers():
     head = _head("fcos", dtype=torch.float32)
     features = _features(dtype=torch.float32)
@@ -205,6 +210,7 @@ def test_chunk_count_and_errors():
         y.sum().backward()
 
 
+@pytest.mark.slow
 def test_batchnorm_head_is_split_only_without_batch_statistics():
     """With ``MODEL.FAD.NORM "BN"`` an image's outputs depend on the whole batch in training
     (BatchNorm's batch statistics; two workers would also race on its running statistics):

@@ -34,6 +34,7 @@ def _fad_cfg(detector, *opts):
                    f"{block}.NUM_CELLS", cells, *opts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("detector", sorted(DETECTORS))
 @pytest.mark.parametrize("mode", ["search", "derived"])
 def test_fad_detector_trains_and_infers(detector, mode, tmp_path):
@@ -72,6 +73,7 @@ def test_prior_probability_bias():
     assert torch.allclose(torch.sigmoid(head.cls_score.bias), torch.full_like(head.cls_score.bias, 0.01))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head_name", ["FCOSHead", "FADHead"])
 def test_box_regression_bias_init_decides_whether_giou_trains_the_box_conv(head_name):
     """Detectron2's FCOS passes the box deltas through a ReLU: started at or below 0 (the trap a

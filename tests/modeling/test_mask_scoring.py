@@ -59,11 +59,13 @@ def trained(tmp_path_factory):
     return cfg, trainer.model, before, _probe_maskiou_loss(trainer.model, batch)
 
 
+@pytest.mark.slow
 def test_maskiou_loss_falls(trained):
     _, _, before, after = trained
     assert after < 0.5 * before, (before, after)
 
 
+@pytest.mark.slow
 def test_segm_evaluated_with_mask_scores(trained):
     cfg, model, _, _ = trained
     cfg = cfg.clone()

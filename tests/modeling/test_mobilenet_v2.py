@@ -4,6 +4,7 @@ import pickle
 import subprocess
 import sys
 
+import pytest
 import torch
 import torchvision
 from detectron2.checkpoint import DetectionCheckpointer
@@ -33,6 +34,7 @@ def test_freeze_at_freezes_the_first_stages():
     assert frozen == [True] * 4 + [False] * 14  # stem = features[0:2], c2 = features[2:4]
 
 
+@pytest.mark.slow
 def test_converter_loads_into_the_fcos_model(tmp_path):
     torchvision_model = torchvision.models.mobilenet_v2(weights=None)
     torch.save(torchvision_model.state_dict(), tmp_path / "mnv2.pth")

@@ -42,6 +42,7 @@ def _assert_same_outputs(ours, reference, batch):
     assert total > 0, "the comparison must cover some detections"
 
 
+@pytest.mark.slow
 def test_yaml_fcos_equals_detectron2_lazy_fcos():
     torch.manual_seed(0)  # untrained weights whose scores pass the threshold, whatever ran before
     cfg = cpu_cfg(config_path("FCOS/fcos_R_50_FPN_1x_coco.yaml"), "MODEL.FCOS.SCORE_THRESH_TEST", "0.05")
@@ -53,6 +54,7 @@ def test_yaml_fcos_equals_detectron2_lazy_fcos():
     _assert_same_outputs(ours, reference, detection_batch())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head_name", ["RetinaNetHead"])
 def test_selectable_head_retinanet_equals_detectron2_retinanet(head_name):
     torch.manual_seed(0)

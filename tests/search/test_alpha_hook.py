@@ -37,6 +37,7 @@ def _saved_bytes(fn):
     return total
 
 
+@pytest.mark.slow
 def test_alpha_step_gradient_equals_the_plain_computation(trainer):
     model, hook = trainer.model, trainer.alpha_hook
     alphas, weights = architecture_parameters(model), weight_parameters(model)
@@ -116,6 +117,7 @@ def test_checkpoint_of_the_former_trainer_restores_the_alpha_optimizer(trainer, 
     _assert_state_equal(fresh.alpha_hook.optimizer.state_dict(), alpha_state)
 
 
+@pytest.mark.slow
 def test_w_gradients_the_same_with_alpha_frozen(trainer):
     """The w step runs with α frozen (SearchTrainer.build_model): the weights' gradients equal
     those of a pass in which α requires a gradient too, and α gets none."""
@@ -140,6 +142,7 @@ def test_w_gradients_the_same_with_alpha_frozen(trainer):
             assert torch.equal(with_alpha, without)
 
 
+@pytest.mark.slow
 def test_head_batch_split_gives_the_same_alpha_step_and_w_gradients(tmp_path, monkeypatch):
     """``MODEL.FAD.CPU_BATCH_THREADS``: the α step (``AlphaUpdateHook.step``: α's gradient and
     update) and the w step's gradients on a batch of 4 cut into two threads' chunks equal those of

@@ -12,6 +12,7 @@ import fad_d2.cost as cost_module
 import fad_d2.search.cost_penalty as cost_penalty_module
 from fad_d2.analyze import count_flops
 from fad_d2.engine.setup import load_cfg
+from fad_d2.errors import ConfigError
 from fad_d2.search import SearchTrainer, search_groups
 from fad_d2.search.cost_penalty import COST_REPORT, CostPenalty, cost_penalty_from_config
 from fad_d2.space import architecture_parameters, load_genotype, weight_parameters
@@ -42,6 +43,7 @@ def search_model_and_penalty(tmp_path, table_dir, *opts):
     return cfg, model, groups, cost_penalty_from_config(cfg, groups)
 
 
+@pytest.mark.slow
 def test_cli_prints_and_caches_the_table(tmp_path, table_dir, capsys, monkeypatch):
     args = ["--config-file", SEARCH_CONFIG, "--table-dir", str(tmp_path), "--repeats", "1", "--size", "128", "192",
             "MODEL.DEVICE", "cpu", "MODEL.FAD.SEARCH_SPACE", "subset1", "MODEL.FAD.INNER_CHANNELS", "[32, 32]"]
@@ -73,6 +75,7 @@ def test_cli_prints_and_caches_the_table(tmp_path, table_dir, capsys, monkeypatc
         cost_module.main(args + ["MODEL.FAD.INNER_CHANNELS", "[64, 64]"])
 
 
+@pytest.mark.slow
 def test_table_gives_the_derived_heads_fvcore_flops_exactly(tmp_path, table_dir):
     cfg, _, _, penalty = search_model_and_penalty(tmp_path, table_dir)
     genotype = load_genotype(GENOTYPE)
@@ -163,6 +166,7 @@ def _alpha_after_one_step(trainer, batch, alpha0, opt_state, penalty):
     return [a.detach().clone() for a in architecture_parameters(trainer.model)]
 
 
+@pytest.mark.slow
 def test_weight_zero_or_unbinding_budget_is_the_papers_alpha_step(tmp_path, table_dir, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(cost_penalty_module, "cost_table_from_config", lambda cfg: pytest.fail("no table when off"))
@@ -189,6 +193,7 @@ def test_weight_zero_or_unbinding_budget_is_the_papers_alpha_step(tmp_path, tabl
     assert max((a - b).abs().max().item() for a, b in zip(paper, budgeted)) > 1e-4
 
 
+@pytest.mark.slow
 def test_search_reports_the_derived_heads_cost(tmp_path, table_dir):
     cfg = tiny_search_cfg(tmp_path, *cost_opts(table_dir, "SOLVER.MAX_ITER", "2", "SEARCH.COST.TARGET", "0.5"))
     trainer = SearchTrainer(cfg)
@@ -202,7 +207,6 @@ def test_search_reports_the_derived_heads_cost(tmp_path, table_dir):
 
 
 def test_unknown_metric_is_named(tmp_path, table_dir):
-    cfg = tiny_search_cfg(tmp_path, *cost_opts(table_dir, "SEARCH.COST.METRIC", "energy"))
-    with pytest.raises(ValueError, match="SEARCH.COST.METRIC"):
-        cost_penalty_from_config(cfg, [])
+    with pytest.raises(ConfigError, match=r"SEARCH.COST.METRIC: 'energy' is not allowed: one of \['flops', 'latency'\]"):
+        tiny_search_cfg(tmp_path, *cost_opts(table_dir, "SEARCH.COST.METRIC", "energy"))
 

@@ -30,6 +30,7 @@ def _changed(before, params):
     return [not torch.equal(b, p) for b, p in zip(before, params)]
 
 
+@pytest.mark.slow
 def test_alpha_only_in_alpha_steps_and_w_only_in_w_steps(tmp_path):
     trainer = SearchTrainer(tiny_search_cfg(tmp_path, "SOLVER.WARMUP_ITERS", "0", "SOLVER.BASE_LR", "0.1"))
     model = trainer.model
@@ -77,6 +78,7 @@ def test_two_loaders_never_share_an_image(tmp_path):
         SearchTrainer(tiny_search_cfg(tmp_path, "SEARCH.SPLIT_SEED", "123"))
 
 
+@pytest.mark.slow
 def test_derivation_period_and_stop_when_stable(tmp_path, caplog):
     # α frozen (lr 0): the second derivation equals the first, so the search stops there
     trainer = SearchTrainer(tiny_search_cfg(tmp_path, "SOLVER.MAX_ITER", "10", "SEARCH.ALPHA_LR", "0.0"))
@@ -138,6 +140,7 @@ def _logs_of(*names, handler):
             lg.setLevel(level)
 
 
+@pytest.mark.slow
 def test_no_stop_when_disabled(tmp_path):
     trainer = SearchTrainer(tiny_search_cfg(tmp_path, "SOLVER.MAX_ITER", "6", "SEARCH.ALPHA_LR", "0.0",
                                             "SEARCH.STOP_WHEN_STABLE", "False"))
@@ -163,6 +166,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_search_keeps_alpha_identical(tmp_path):
     launch(search_and_save_alpha, 2, dist_url=f"tcp://127.0.0.1:{_free_port()}", args=(str(tmp_path), 3))
     a0, a1 = (torch.load(tmp_path / f"alpha_rank{r}.pt") for r in (0, 1))
@@ -172,6 +176,7 @@ def test_two_process_search_keeps_alpha_identical(tmp_path):
         assert not torch.allclose(a0[k], torch.zeros_like(a0[k]))
 
 
+@pytest.mark.slow
 def test_kill_and_resume_restores_everything(tmp_path):
     """Kill a running search_net.py with SIGKILL after a checkpoint, resume, compare state."""
     opts = tiny_search_opts(tmp_path, "SOLVER.MAX_ITER", "1000", "SOLVER.CHECKPOINT_PERIOD", "2")

@@ -36,6 +36,7 @@ def _finite_losses(output_dir):
     assert len(losses) >= 2 and all(torch.isfinite(torch.tensor(v)) for v in losses), losses
 
 
+@pytest.mark.slow
 def test_search_with_amp_checkpoints_and_resumes(tmp_path):
     opts = (*AMP, "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "2", "SEARCH.STOP_WHEN_STABLE", "False")
     trainer = SearchTrainer(tiny_search_cfg(tmp_path, *opts))

@@ -38,6 +38,7 @@ def _files(folder):
     return ret
 
 
+@pytest.mark.slow
 def test_ended_search_is_never_restarted_nor_overwritten(tmp_path):
     trainer = SearchTrainer(tiny_search_cfg(tmp_path, "SOLVER.MAX_ITER", "2"))
     trainer.train()
@@ -57,6 +58,7 @@ def test_ended_search_is_never_restarted_nor_overwritten(tmp_path):
     assert _files(tmp_path) == before, "no file changed"
 
 
+@pytest.mark.slow
 def test_split_made_with_another_seed_is_refused(tmp_path):
     SearchTrainer(tiny_search_cfg(tmp_path))  # writes search_split.json (seed 0), no checkpoint
     before = _files(tmp_path)
@@ -65,6 +67,7 @@ def test_split_made_with_another_seed_is_refused(tmp_path):
     assert _files(tmp_path)["search_split.json"] == before["search_split.json"], "the split was not overwritten"
 
 
+@pytest.mark.slow
 def test_sigint_leaves_no_final_genotype(tmp_path):
     # STOP_WHEN_STABLE off: two equal derivations in a row would end the search (exit 0) before
     # the signal arrives
@@ -95,6 +98,7 @@ def test_sigint_leaves_no_final_genotype(tmp_path):
     assert last["meta"]["interrupted"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_nodes", [2, 3, 4])
 def test_any_node_count_searches_and_derives(tmp_path, num_nodes):
     n = str(num_nodes)
@@ -143,6 +147,7 @@ def _run_hook(tmp_path, max_iter, interrupt_at=None, stop_when_stable=True):
     return hook
 
 
+@pytest.mark.slow
 def test_hook_end_states_and_files(tmp_path):
     stable = _run_hook(tmp_path / "stable", 10)
     assert stable.end == {"reason": "stable", "iteration": 4}

@@ -46,6 +46,7 @@ def assert_same(expected, actual):
 SEARCH_GROUPS = [("full", True), ("full", False), ("darts", True)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space,repshare", SEARCH_GROUPS)
 def test_search_group_equals_nchw(space, repshare):
     torch.manual_seed(0)
@@ -75,6 +76,7 @@ def test_derived_group_equals_nchw():
     assert_same(*nchw_and_channels_last(group, x))
 
 
+@pytest.mark.slow
 def test_fad_module_equals_nchw():
     torch.manual_seed(0)
     module = perturb_(FADModule(channels=C, inner_channels=[C, C], num_cells=[1, 1],

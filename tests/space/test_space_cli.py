@@ -18,6 +18,7 @@ def run_module(*args):
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_space_cli_full():
     result = run_module("fad_d2.space", "--search-space", "full")
     assert result.returncode == 0, result.stderr
@@ -61,6 +62,7 @@ def genotype_file(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_draw_cli_png(tmp_path, genotype_file):
     out = tmp_path / "cell.png"
     result = run_module("fad_d2.draw", str(genotype_file), "-o", str(out))
