@@ -9,6 +9,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from ..config import add_fad_config
+from .datasets import prepare_datasets
 from .validate import ConfigError, check_fad_config
 
 DEBUG_ENV = "FAD_D2_DEBUG"
@@ -16,10 +17,13 @@ DEBUG_ENV = "FAD_D2_DEBUG"
 
 def load_cfg(config_file, opts=(), check=True):
     """Return the (unfrozen) config: Detectron2 defaults + :func:`add_fad_config` + file + opts,
-    checked by :func:`check_fad_config` (unless ``check=False``).
+    with its datasets prepared by :func:`fad_d2.engine.datasets.prepare_datasets` (``DATASETS.COCO``
+    registered, ``NUM_CLASSES`` from the data) and checked by :func:`check_fad_config` (unless
+    ``check=False``).
 
     Raises :class:`ConfigError` for a missing file, a key that does not exist (a typo), a value
-    of the wrong type or not allowed, naming the file, override or key (a genotype file's own
+    of the wrong type or not allowed, a dataset that is not registered or whose classes do not
+    match ``NUM_CLASSES``, naming the file, override or key (a genotype or annotation file's own
     errors name the file).
     """
     cfg = get_cfg()
@@ -34,6 +38,7 @@ def load_cfg(config_file, opts=(), check=True):
         cfg.merge_from_list(list(opts))
     except (KeyError, ValueError, AssertionError, TypeError) as e:
         raise ConfigError(f"command-line override {list(opts)}: {_reason(e)}") from None
+    prepare_datasets(cfg)
     if check:
         check_fad_config(cfg)
     return cfg
