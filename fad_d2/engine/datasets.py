@@ -30,13 +30,17 @@ class DatasetError(ConfigError):
     """A dataset of the config that cannot be used as configured; the message names the key."""
 
 
-def _coco_entry(index, entry):
-    """``(name, absolute json_file, absolute image_root)`` of ``DATASETS.COCO[index]``."""
-    if not (isinstance(entry, (list, tuple)) and len(entry) == 3 and all(isinstance(v, str) and v for v in entry)):
-        raise DatasetError(f"DATASETS.COCO[{index}]: {entry!r} is not allowed: "
-                           "[name, json_file, image_root], three non-empty strings")
-    name, json_file, image_root = entry
-    return name, os.path.abspath(json_file), os.path.abspath(image_root)
+def coco_entries(cfg):
+    """``[(name, absolute json_file, absolute image_root), ...]`` of ``DATASETS.COCO``."""
+    ret = []
+    for index, entry in enumerate(cfg.DATASETS.COCO):
+        if not (isinstance(entry, (list, tuple)) and len(entry) == 3
+                and all(isinstance(v, str) and v for v in entry)):
+            raise DatasetError(f"DATASETS.COCO[{index}]: {entry!r} is not allowed: "
+                               "[name, json_file, image_root], three non-empty strings")
+        name, json_file, image_root = entry
+        ret.append((name, os.path.abspath(json_file), os.path.abspath(image_root)))
+    return ret
 
 
 def _abspath(path):
@@ -128,7 +132,7 @@ def prepare_datasets(cfg):
     """Register ``DATASETS.COCO`` (:func:`register_coco_dataset`), check that every dataset of
     ``DATASETS.TRAIN`` and ``DATASETS.TEST`` is registered, and set the number of classes
     (:func:`set_num_classes`); ``cfg`` must not be frozen."""
-    for index, entry in enumerate(cfg.DATASETS.COCO):
-        register_coco_dataset(*_coco_entry(index, entry))
+    for entry in coco_entries(cfg):
+        register_coco_dataset(*entry)
     _check_registered(cfg)
     set_num_classes(cfg)
