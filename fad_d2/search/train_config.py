@@ -2,7 +2,8 @@
 
 It is ``SEARCH.TRAIN_CONFIG`` (as ``_BASE_``) with, on top, what the search ran on: its
 ``DATASETS.COCO``, ``DATASETS.TRAIN`` and ``DATASETS.TEST``, the number of classes of that data,
-the derived genotype, and the search's command-line overrides except those that concern only the
+the derived genotype with the search space and node count it was derived in, and the search's
+command-line overrides except those that concern only the
 search (``SEARCH.*``, ``SOLVER.*``: the training config keeps its own schedule, ``OUTPUT_DIR``:
 training writes to ``<search OUTPUT_DIR>/train``).  ``python train_net.py --config-file
 train_config.yaml`` trains it, and ``--eval-only`` with the trained weights evaluates it.
@@ -40,6 +41,9 @@ def train_config_overrides(cfg, opts, genotype_path=None):
     ret = handed_on_overrides(opts)
     ret += ["DATASETS.COCO", repr([list(e) for e in coco_entries(cfg)]),
             "DATASETS.TRAIN", repr(tuple(cfg.DATASETS.TRAIN)), "DATASETS.TEST", repr(tuple(cfg.DATASETS.TEST))]
+    for spec in selected_fad_heads(cfg):  # what the genotype is checked against
+        ret += [f"{spec.node}.SEARCH_SPACE", cfg_value(cfg, f"{spec.node}.SEARCH_SPACE"),
+                f"{spec.node}.NUM_NODES", str(cfg_value(cfg, f"{spec.node}.NUM_NODES"))]
     classes_key = NUM_CLASSES_KEYS.get(cfg.MODEL.META_ARCHITECTURE)
     if classes_key:
         ret += [classes_key, str(cfg_value(cfg, classes_key))]
