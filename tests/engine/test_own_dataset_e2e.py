@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, config_path
 from tests.data.own_dataset import own_dataset_opts, write_own_dataset
 from tests.export.test_export import NO_TIE_BREAKING
 from tests.search.utils import SEARCH_CONFIG, tiny_search_opts
@@ -28,17 +28,24 @@ def _run(args):
     return proc.stdout + proc.stderr
 
 
-@pytest.mark.slow
-def test_search_train_evaluate_export_on_own_dataset(tmp_path):
-    files = write_own_dataset(tmp_path / "data")
-    search_dir = tmp_path / "search"
-    out = _run(["search_net.py", "--config-file", SEARCH_CONFIG, *own_dataset_opts(files, "fruit"),
-                *tiny_search_opts(search_dir, "SOLVER.MAX_ITER", "2", *TEST_SIZE)])
+def _search(search_dir, files, prefix, *opts, config=SEARCH_CONFIG):
+    """Run search_net.py on the dataset ``files`` as ``<prefix>_train`` / ``<prefix>_val``; returns
+    the command it printed (checked to name its train_config.yaml) and that config, as YAML."""
+    out = _run(["search_net.py", "--config-file", config, *own_dataset_opts(files, prefix),
+                *tiny_search_opts(search_dir, "SOLVER.MAX_ITER", "2", *opts)])
     printed = next(line for line in out.splitlines() if " | train it: " in line)
     command = shlex.split(printed.split(" | train it: ", 1)[1])
     train_config = search_dir / "train_config.yaml"
     assert command == ["python", "train_net.py", "--config-file", str(train_config)]
-    written = yaml.safe_load(train_config.read_text())
+    return command, yaml.safe_load(train_config.read_text())
+
+
+@pytest.mark.slow
+def test_search_train_evaluate_export_on_own_dataset(tmp_path):
+    files = write_own_dataset(tmp_path / "data")
+    search_dir = tmp_path / "search"
+    command, written = _search(search_dir, files, "fruit", *TEST_SIZE)
+    train_config = search_dir / "train_config.yaml"
     assert written["_BASE_"] == os.path.join(REPO, "configs/Demo/fad_fcos_R_18_FPN_demo.yaml")
     assert written["DATASETS"] == {"COCO": [["fruit_train", *files["train"]], ["fruit_val", *files["val"]]],
                                    "TRAIN": ["fruit_train"], "TEST": ["fruit_val"]}
@@ -63,3 +70,18 @@ def test_search_train_evaluate_export_on_own_dataset(tmp_path):
                    "--formats", "onnx", "--num-images", "2", "--repeats", "1", "MODEL.WEIGHTS",
                    str(train_dir / "model_final.pth"), *NO_TIE_BREAKING])
     assert "matches PyTorch" in report and "onnx" in report
+
+
+@pytest.mark.slow
+def test_retinanet_search_hands_on_its_head_and_classes(tmp_path):
+    files = write_own_dataset(tmp_path / "data")
+    retinanet = config_path("Demo/retinanet_R_18_FPN_demo.yaml")
+    command, written = _search(tmp_path / "search", files, "berry", "MODEL.RETINANET.HEAD_NAME", "FADRetinaNetHead",
+                               "MODEL.FAD.GENOTYPE", "", "MODEL.FAD.NUM_CELLS", "[1, 1]",
+                               "SEARCH.TRAIN_CONFIG", retinanet, config=retinanet)
+    assert written["_BASE_"] == retinanet
+    assert written["MODEL"]["RETINANET"] == {"HEAD_NAME": "FADRetinaNetHead", "NUM_CLASSES": 3}
+    assert written["DATASETS"]["TRAIN"] == ["berry_train"]
+    train_log = _run([*command[1:], *SCHEDULE, "DATASETS.TEST", "()"])
+    assert "Distribution of instances among all 3 categories" in train_log
+    assert (tmp_path / "search" / "train" / "model_final.pth").is_file()
