@@ -129,7 +129,8 @@ def compare_steps(settings: Settings, search_config: str = SEARCH_CONFIG,
     docstring), one model at a time.  ``extra_opts`` go to every config (the smoke test
     shrinks the models)."""
     batch = random_batch(batch_size, height, width, num_classes)
-    opts = [*extra_opts, "MODEL.FCOS.NUM_CLASSES", str(num_classes)]
+    # random batches: no dataset is read, so none decides the number of classes
+    opts = [*extra_opts, "MODEL.FCOS.NUM_CLASSES", str(num_classes), "DATASETS.TRAIN", "()", "DATASETS.TEST", "()"]
     results = {}
     with EventStorage(0):
         for name in LABELS:

@@ -111,7 +111,7 @@ def trainer_config(config_file: str, *, output_dir: str, batch: int, short_side:
                    max_iter: int, num_classes: int, device: str, workers: Optional[int],
                    extra_opts: Sequence[str] = ()):
     """``config_file`` with the benchmark's setting (see the module docstring)."""
-    opts = ["MODEL.WEIGHTS", "", "MODEL.DEVICE", device, "MODEL.FCOS.NUM_CLASSES", str(num_classes),
+    opts = ["MODEL.WEIGHTS", "", "MODEL.DEVICE", device,
             "DATASETS.TRAIN", f"('{DATASET}',)", "DATASETS.TEST", "()", "TEST.EVAL_PERIOD", "0",
             "SOLVER.IMS_PER_BATCH", str(batch), "SOLVER.MAX_ITER", str(max_iter),
             "SOLVER.CHECKPOINT_PERIOD", str(10 * max_iter), "SEARCH.DERIVE_PERIOD", str(10 * max_iter),
@@ -120,7 +120,11 @@ def trainer_config(config_file: str, *, output_dir: str, batch: int, short_side:
             "OUTPUT_DIR", output_dir, *extra_opts]
     if workers is not None:
         opts += ["DATALOADER.NUM_WORKERS", str(workers)]
-    return load_cfg(repo_path(config_file), opts)
+    cfg = load_cfg(repo_path(config_file), opts)
+    # On purpose a head for num_classes (the search config's 20) on the embedded data's 8 classes,
+    # set after loading, which would refuse the mismatch.
+    cfg.MODEL.FCOS.NUM_CLASSES = num_classes
+    return cfg
 
 
 def run_trainer(variant: str, cfg, make_hooks: Callable[[object], List[HookBase]]) -> None:

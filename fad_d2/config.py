@@ -6,12 +6,16 @@ declared here.  Every key has its default and a short comment (paper = the FAD p
 """
 from detectron2.config import CfgNode as CN
 
+# NUM_CLASSES left at this value is set, when the config is loaded, to the number of categories of
+# the training datasets (fad_d2.engine.datasets.set_num_classes); any other value must equal it.
+NUM_CLASSES_FROM_DATA = -1
+
 
 def _add_fcos_config(cfg):
     """``MODEL.FCOS``: one key per constructor argument of Detectron2's ``FCOS`` and its head."""
     cfg.MODEL.FCOS = CN()
     cfg.MODEL.FCOS.HEAD_NAME = "FCOSHead"  # a name in FCOS_HEAD_REGISTRY (FCOSHead = stock, FADHead)
-    cfg.MODEL.FCOS.NUM_CLASSES = 80
+    cfg.MODEL.FCOS.NUM_CLASSES = NUM_CLASSES_FROM_DATA  # -1: the training data's category count
     cfg.MODEL.FCOS.IN_FEATURES = ["p3", "p4", "p5", "p6", "p7"]
     cfg.MODEL.FCOS.NUM_CONVS = 4  # convs per tower of the stock head
     cfg.MODEL.FCOS.NORM = "GN"  # norm of the stock head's tower convs
@@ -128,7 +132,8 @@ def _add_search_config(cfg):
     # fad_d2/search/perturbation.py), measured on this many α-half batches
     cfg.SEARCH.SELECTION = "alpha"
     cfg.SEARCH.SELECTION_BATCHES = 4
-    cfg.SEARCH.TRAIN_CONFIG = ""  # config that trains the derived genotype (named in the last line)
+    # config that trains the derived genotype: the base of the train_config.yaml a search writes
+    cfg.SEARCH.TRAIN_CONFIG = ""
 
 
 def _add_backbone_config(cfg):
@@ -150,12 +155,24 @@ def _add_search_cost_config(cfg):
     cfg.SEARCH.COST.TABLE_DIR = ""  # cost-table cache; empty = ~/.cache/fad_d2/cost_tables
 
 
+def _add_datasets_config(cfg):
+    """``DATASETS.COCO`` and the data-following ``NUM_CLASSES`` of Detectron2's heads."""
+    # COCO-format datasets named by file: a list of [name, json_file, image_root], registered with
+    # Detectron2's catalogs whenever the config is loaded (in every process, DDP workers included),
+    # so that DATASETS.TRAIN / DATASETS.TEST can name them (fad_d2.engine.datasets).
+    cfg.DATASETS.COCO = []
+    cfg.MODEL.RETINANET.NUM_CLASSES = NUM_CLASSES_FROM_DATA  # Detectron2's default: 80
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = NUM_CLASSES_FROM_DATA  # Detectron2's default: 80
+
+
 def add_fad_config(cfg):
     """Add every fad_d2 key (``MODEL.BACKBONE.FREEZE_ALL``, ``MODEL.FCOS``, ``MODEL.RETINANET.HEAD_NAME``,
     ``MODEL.MOBILENET_V2``, ``MODEL.MASKIOU_HEAD``, ``MODEL.FAD``, ``MODEL.FAD_MASK``,
-    ``MODEL.FAD_GENOTYPE_RECORD``, ``MODEL_EMA``, ``SEARCH``, ``SEARCH.COST``) with its default to a Detectron2
-    ``CfgNode``, in place."""
+    ``MODEL.FAD_GENOTYPE_RECORD``, ``MODEL_EMA``, ``SEARCH``, ``SEARCH.COST``, ``DATASETS.COCO``) with its default
+    to a Detectron2 ``CfgNode``, in place; ``MODEL.RETINANET.NUM_CLASSES`` and
+    ``MODEL.ROI_HEADS.NUM_CLASSES`` default to :data:`NUM_CLASSES_FROM_DATA` instead of 80."""
     _add_backbone_config(cfg)
+    _add_datasets_config(cfg)
     _add_fcos_config(cfg)
     cfg.MODEL.RETINANET.HEAD_NAME = "RetinaNetHead"  # a name in RETINANET_HEAD_REGISTRY
     _add_mobilenet_v2_config(cfg)

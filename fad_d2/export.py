@@ -1,6 +1,7 @@
 """Export a detector (FAD-FCOS, FAD-RetinaNet, or the stock FCOS / RetinaNet) to TorchScript and
-ONNX, check the exported outputs against PyTorch's on images of the embedded dataset, and print the
-latency of each.
+ONNX, check the exported outputs against PyTorch's on images of the config's first test dataset
+(``DATASETS.TEST[0]``, or ``--dataset``; ``DATASETS.COCO`` names your own), and print the latency of
+each.
 
     python -m fad_d2.export --config-file configs/Demo/fad_fcos_R_18_FPN_demo.yaml \\
         --output output/export/fad_fcos MODEL.FAD.GENOTYPE genotypes/fad_fcos_demo.json \\
@@ -34,7 +35,9 @@ from detectron2.export import TracingAdapter
 from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
+from .data import check_dataset_available, check_images_exist
 from .engine.setup import load_cfg, one_line_errors
+from .errors import ConfigError
 from .space.cell import input_layout
 from .timing import Settings, time_fns
 
@@ -56,7 +59,12 @@ def build_export_model(cfg) -> torch.nn.Module:
 def sample_images(cfg, num_images: int, dataset: str = "") -> List[torch.Tensor]:
     """The first ``num_images`` images of ``dataset`` (default ``DATASETS.TEST[0]``) as the
     model's inputs: Tensor[3, H, W] float32 in ``INPUT.FORMAT``, resized as at test time."""
-    dicts = DatasetCatalog.get(dataset or cfg.DATASETS.TEST[0])[:num_images]
+    if not (dataset or cfg.DATASETS.TEST):
+        raise ConfigError("DATASETS.TEST is empty: name the dataset whose images check the export with --dataset")
+    dataset = dataset or cfg.DATASETS.TEST[0]
+    check_dataset_available(dataset)
+    dicts = DatasetCatalog.get(dataset)[:num_images]
+    check_images_exist(dicts, [dataset])
     resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
     images = []
     for d in dicts:
@@ -171,7 +179,8 @@ def main(argv=None):
     parser.add_argument("--output", required=True, help="folder for model.ts, model.onnx, export_report.json")
     parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS))
     parser.add_argument("--num-images", type=int, default=3, help="images checked (default 3)")
-    parser.add_argument("--dataset", default="", help="default: DATASETS.TEST[0]")
+    parser.add_argument("--dataset", default="", help="registered dataset whose first --num-images images check "
+                        "the export (default: the config's DATASETS.TEST[0])")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per format (median)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for the latency (default 1)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
@@ -180,8 +189,8 @@ def main(argv=None):
     logging.getLogger("detectron2").setLevel(logging.WARNING)
     with one_line_errors():
         cfg = load_cfg(args.config_file, args.opts)
+        images = sample_images(cfg, args.num_images, args.dataset)  # a data error before the model is built
         model = build_export_model(cfg)
-        images = sample_images(cfg, args.num_images, args.dataset)
     report = export_and_check(model, images, args.output, args.formats,
                               Settings(threads=args.threads, warmup=1, repeats=args.repeats))
     print(format_report(report))

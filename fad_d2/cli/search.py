@@ -8,8 +8,10 @@
 
 Writes OUTPUT_DIR/genotype_final.json (+ .png) when the search ends (SOLVER.MAX_ITER, or a stable
 architecture), genotype_iter_*.json, alpha_history.json, alpha_evolution.png, search_split.json
-and checkpoints; its last line names the genotype file and the fad-train command that trains
-it.  An interrupted search leaves genotype_last.json instead.  It refuses ``--eval-only``, and an
+and checkpoints, and OUTPUT_DIR/train_config.yaml: SEARCH.TRAIN_CONFIG with the search's datasets,
+classes, genotype and command-line overrides (fad_d2.search.train_config); its last line names the
+genotype file and the fad-train command that trains it.  An interrupted search leaves
+genotype_last.json instead.  It refuses ``--eval-only``, and an
 OUTPUT_DIR that holds a search already (``--resume`` continues an unfinished one and does
 nothing for one that ended).  Errors end in one ``error: ...`` line (``--debug``: traceback).
 """
@@ -20,19 +22,12 @@ from detectron2.utils import comm
 import fad_d2  # noqa: F401  (registers fad_d2's modules and datasets)
 from fad_d2.engine.setup import argument_parser, launch_main, load_cfg, setup_cfg
 from fad_d2.errors import FADError
-from fad_d2.modeling import selected_fad_heads
 from fad_d2.search import FINAL_GENOTYPE, SearchTrainer, search_end_state
+from fad_d2.search.train_config import TRAIN_CONFIG_FILE, check_train_config, write_train_config
 
 
 class SearchRefused(FADError):
     """The command line asks for something a search cannot do here; the message says why."""
-
-
-def train_command(cfg, genotype_path):
-    """The ``fad-train`` command that trains the derived genotype (``SEARCH.TRAIN_CONFIG``)."""
-    keys = " ".join(f"{spec.genotype_key} {genotype_path}" for spec in selected_fad_heads(cfg))
-    train_cfg = cfg.SEARCH.TRAIN_CONFIG or "<a training config with the same head>"
-    return f"fad-train --config-file {train_cfg} {keys}"
 
 
 def check_output_dir(cfg, resume):
@@ -55,17 +50,21 @@ def main(args):
                             "train_net.py --eval-only --config-file <training config> MODEL.WEIGHTS <file>")
     cfg = load_cfg(args.config_file, args.opts)
     genotype = os.path.join(cfg.OUTPUT_DIR, FINAL_GENOTYPE)
+    train_config = os.path.join(cfg.OUTPUT_DIR, TRAIN_CONFIG_FILE)
     end = check_output_dir(cfg, args.resume)
     if end is None:
+        check_train_config(cfg, args.opts)
         trainer = SearchTrainer(setup_cfg(args, cfg))
         trainer.resume_or_load(resume=args.resume)
         trainer.train()
-        end = trainer.derive_hook.end
+        if comm.is_main_process():
+            write_train_config(cfg, args.opts, genotype)
     elif comm.is_main_process():
         print(f"the search in {cfg.OUTPUT_DIR} already ended ({end['reason']}, iteration {end['iteration']}): "
               "nothing to do", flush=True)
     if comm.is_main_process():
-        print(f"genotype: {genotype} | train it: {train_command(cfg, genotype)}", flush=True)
+        train = f" | train it: fad-train --config-file {train_config}" if os.path.isfile(train_config) else ""
+        print(f"genotype: {genotype}{train}", flush=True)
 
 
 def cli(argv=None):

@@ -3,6 +3,8 @@
     fad-train --config-file configs/Demo/fcos_R_18_FPN_demo.yaml MODEL.DEVICE cpu
     fad-train --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
     fad-train --config-file CFG --num-gpus 8
+    fad-train --config-file CFG DATASETS.COCO "[['my_train', 'train.json', 'images/']]" \
+        DATASETS.TRAIN "('my_train',)"        # your own COCO-format data (docs/own_dataset.md)
 
 (``fad-train`` = ``python -m fad_d2.cli.train`` = ``python train_net.py`` in a checkout.)
 
@@ -13,13 +15,14 @@ import fad_d2  # noqa: F401  (registers fad_d2's modules and datasets)
 from fad_d2.engine.checkpoint import CheckpointError, FADCheckpointer, genotype_record
 from fad_d2.engine.ema import load_ema_weights
 from fad_d2.engine.setup import argument_parser, launch_main, setup_cfg
-from fad_d2.engine.trainer import Trainer
+from fad_d2.engine.trainer import Trainer, check_test_datasets
 
 
 def evaluate(cfg, resume):
     """``--eval-only``: load ``MODEL.WEIGHTS`` (or, with ``--resume``, the last checkpoint of
     ``OUTPUT_DIR``), which must hold every weight of the model and its genotype, and evaluate
     (with ``MODEL_EMA.ENABLED``: the weight average saved beside the weights)."""
+    check_test_datasets(cfg)  # a missing dataset or image stops it before the model is built
     model = Trainer.build_model(cfg)
     checkpointer = FADCheckpointer(model, save_dir=cfg.OUTPUT_DIR, genotypes=genotype_record(cfg),
                                    require_all_weights=True)

@@ -4,15 +4,19 @@ Detectron2 registers COCO, LVIS, Pascal VOC, Cityscapes, ... with paths under
 ``$DETECTRON2_DATASETS`` (default ``./datasets``) and only fails deep inside loading when they are
 absent; :func:`check_dataset_available` says up front which path is missing and what to set.
 :func:`load_coco_json_checked` is Detectron2's ``load_coco_json`` after a validation of the file
-that names the file and the first thing wrong with it.
+that names the file and the first thing wrong with it, skipping boxes without area (counted);
+:func:`coco_category_names` reads only a file's categories.
 """
 import json
+import logging
 import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
 from ..errors import DatasetError
+
+logger = logging.getLogger(__name__)
 
 # Metadata keys under which Detectron2's builtin datasets (and ours) keep their files.
 _PATH_KEYS = (
@@ -25,6 +29,9 @@ _PATH_KEYS = (
     "panoptic_root",
     "panoptic_json",
 )
+# How to name a dataset that is not registered (in the errors that find one).
+REGISTER_HINT = ("name a COCO-format dataset by its files with DATASETS.COCO "
+                 "\"[['NAME', 'path/to/annotations.json', 'path/to/images']]\"")
 _REQUIRED = {
     "images": ("id", "file_name", "height", "width"),
     "annotations": ("image_id", "bbox", "category_id"),
@@ -54,7 +61,7 @@ def check_dataset_available(name: str) -> None:
         raise DatasetError(
             f"Dataset '{name}' is not registered; registered datasets include: "
             + ", ".join(sorted(DatasetCatalog.list())[:12])
-            + ", ..."
+            + f", ...; {REGISTER_HINT}"
         )
     metadata = MetadataCatalog.get(name)
     if metadata.get("generated_on_demand", False):
@@ -81,12 +88,14 @@ def check_images_exist(dataset_dicts, dataset_names) -> None:
         )
 
 
-def _problem(data):
-    """The first thing that keeps ``data`` from being a usable COCO instances dict, or None."""
+def _problem(data, keys=tuple(_REQUIRED)):
+    """The first thing that keeps ``data`` from being a usable COCO instances dict, or None;
+    only its ``keys`` are checked when they are not all of ``_REQUIRED``."""
     if not isinstance(data, dict):
         kind = type(data).__name__
         return f"holds a JSON {kind}, not an object with 'images', 'annotations', 'categories'"
-    for key, fields in _REQUIRED.items():
+    for key in keys:
+        fields = _REQUIRED[key]
         if key not in data:
             return f"is missing key '{key}'"
         if not isinstance(data[key], list):
@@ -97,12 +106,14 @@ def _problem(data):
             missing = [f for f in fields if not isinstance(entry, dict) or f not in entry]
             if missing:
                 return f"has {key}[{index}] without key '{missing[0]}'"
+    if set(keys) != set(_REQUIRED):
+        return None
     image_ids = {image["id"] for image in data["images"]}
     category_ids = {category["id"] for category in data["categories"]}
     for index, annotation in enumerate(data["annotations"]):
         bbox, image_id = annotation["bbox"], annotation["image_id"]
         category_id = annotation["category_id"]
-        if not isinstance(bbox, list) or len(bbox) != 4:
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
             return f"has annotations[{index}] with bbox {bbox!r}, expected [x, y, width, height]"
         if image_id not in image_ids:
             return f"has annotations[{index}] with image_id {image_id!r} not in 'images'"
@@ -111,22 +122,19 @@ def _problem(data):
     return None
 
 
-def load_coco_json_checked(json_file, image_root, dataset_name=None, extra_annotation_keys=None):
-    """Validate a COCO instances file, then load it with Detectron2's ``load_coco_json``.
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
-    Raises:
-        FileNotFoundError: ``json_file`` or ``image_root`` does not exist.
-        DatasetError: ``json_file`` is not valid JSON, lacks a key or field, has 0 images,
-            annotations or categories, or refers to unknown image/category ids. The one-line
-            message names the dataset, the file and the problem.
-    """
+
+def _where(json_file, dataset_name):
     where = f"annotation file '{json_file}'"
-    if dataset_name:
-        where = f"Dataset '{dataset_name}': {where}"
+    return f"Dataset '{dataset_name}': {where}" if dataset_name else where
+
+
+def _read_json(json_file, where):
+    """The parsed content of ``json_file`` (``where`` names it in the errors)."""
     if not os.path.isfile(json_file):
         raise FileNotFoundError(f"{where} does not exist")
-    if not os.path.isdir(image_root):
-        raise FileNotFoundError(f"{where}: image folder '{image_root}' does not exist")
     try:
         with open(json_file, "rb") as f:
             data = json.loads(f.read().decode("utf-8"))
@@ -136,8 +144,63 @@ def load_coco_json_checked(json_file, image_root, dataset_name=None, extra_annot
         raise DatasetError(
             f"{where} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
         ) from None
+    return data
+
+
+def coco_category_names(json_file, dataset_name=None):
+    """The category names of COCO instances file ``json_file`` in the order of their ids (the
+    order of Detectron2's contiguous class ids), checking only that it is a COCO object with
+    categories: the rest of the file is checked when the dataset is loaded.
+
+    Raises:
+        FileNotFoundError: ``json_file`` does not exist.
+        DatasetError: it is not JSON, not a JSON object, or has no (or malformed) 'categories'.
+    """
+    where = _where(json_file, dataset_name)
+    data = _read_json(json_file, where)
+    problem = _problem(data, keys=("categories",))
+    if problem:
+        raise DatasetError(f"{where} {problem}")
+    return [c["name"] for c in sorted(data["categories"], key=lambda c: c["id"])]
+
+
+def _skip_empty_boxes(dataset_dicts, where):
+    """Drop the annotations whose box has a width or height of 0 or less (Detectron2 would drop
+    them in the data loader without a word) and log how many, per reason."""
+    skipped = {"a width or height of 0": 0, "a negative width or height": 0}
+    for record in dataset_dicts:
+        kept = []
+        for annotation in record["annotations"]:
+            _, _, width, height = annotation["bbox"]
+            if min(width, height) < 0:
+                skipped["a negative width or height"] += 1
+            elif min(width, height) == 0:
+                skipped["a width or height of 0"] += 1
+            else:
+                kept.append(annotation)
+        record["annotations"] = kept
+    counts = [f"{n} with {reason}" for reason, n in skipped.items() if n]
+    if counts:
+        logger.warning("%s: skipped %s annotation box(es): %s", where, sum(skipped.values()), ", ".join(counts))
+    return dataset_dicts
+
+
+def load_coco_json_checked(json_file, image_root, dataset_name=None, extra_annotation_keys=None):
+    """Validate a COCO instances file, load it with Detectron2's ``load_coco_json`` and skip
+    (with a logged count per reason) the annotations whose box has no area.
+
+    Raises:
+        FileNotFoundError: ``json_file`` or ``image_root`` does not exist.
+        DatasetError: ``json_file`` is not valid JSON, lacks a key or field, has 0 images,
+            annotations or categories, has a box that is not 4 numbers, or refers to unknown
+            image/category ids. The one-line message names the dataset, the file and the problem.
+    """
+    where = _where(json_file, dataset_name)
+    data = _read_json(json_file, where)
+    if not os.path.isdir(image_root):
+        raise FileNotFoundError(f"{where}: image folder '{image_root}' does not exist")
     problem = _problem(data)
     if problem:
         raise DatasetError(f"{where} {problem}")
     del data
-    return load_coco_json(json_file, image_root, dataset_name, extra_annotation_keys)
+    return _skip_empty_boxes(load_coco_json(json_file, image_root, dataset_name, extra_annotation_keys), where)

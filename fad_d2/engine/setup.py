@@ -13,6 +13,7 @@ from ..config import add_fad_config
 from ..errors import ConfigError, FADError
 from ..modeling.heads import genotype_record_json
 from ..resources import resource_path
+from .datasets import prepare_datasets
 from .validate import check_fad_config
 
 DEBUG_ENV = "FAD_D2_DEBUG"
@@ -22,11 +23,13 @@ def load_cfg(config_file, opts=(), check=True):
     """Return the (unfrozen) config: Detectron2 defaults + :func:`add_fad_config` + file + opts,
     the config file, ``MODEL.WEIGHTS`` and the genotype files found by
     :func:`fad_d2.resources.resource_path` (in the current directory, else installed with fad_d2),
-    checked by :func:`check_fad_config` and with its genotypes recorded by
-    :func:`record_genotypes` (neither unless ``check=False``).
+    its datasets prepared by :func:`fad_d2.engine.datasets.prepare_datasets` (``DATASETS.COCO``
+    registered, ``NUM_CLASSES`` from the data), checked by :func:`check_fad_config` and with its
+    genotypes recorded by :func:`record_genotypes` (neither unless ``check=False``).
 
     Raises :class:`ConfigError` for a missing file, a key that does not exist (a typo), a value
-    of the wrong type or not allowed, naming the file, override or key (a genotype file's own
+    of the wrong type or not allowed, a dataset that is not registered or whose classes do not
+    match ``NUM_CLASSES``, naming the file, override or key (a genotype or annotation file's own
     errors name the file).
     """
     cfg = get_cfg()
@@ -44,6 +47,7 @@ def load_cfg(config_file, opts=(), check=True):
         raise ConfigError(f"command-line override {list(opts)}: {_reason(e)}") from None
     for node, key in ((cfg.MODEL, "WEIGHTS"), (cfg.MODEL.FAD, "GENOTYPE"), (cfg.MODEL.FAD_MASK, "GENOTYPE")):
         node[key] = resource_path(node[key]) if node[key] else ""
+    prepare_datasets(cfg)
     if check:
         check_fad_config(cfg)
         record_genotypes(cfg)

@@ -232,7 +232,8 @@ def test_missing_test_image_stops_the_trainer_before_training(tmp_path):
     (tmp_path / "val.json").write_text(json.dumps(coco))
     name = f"fad_test_missing_val_{tmp_path.name}"
     register_coco_instances(name, {}, str(tmp_path / "val.json"), str(tmp_path / "images"))
-    cfg = cpu_cfg(DEMO_FCOS, "DATASETS.TEST", f"('{name}',)", "OUTPUT_DIR", str(tmp_path / "out"))
+    cfg = cpu_cfg(DEMO_FCOS, "DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)",  # the same classes
+                  "OUTPUT_DIR", str(tmp_path / "out"))
     with pytest.raises(FileNotFoundError, match=rf"Dataset '{name}': image '.*gone.png' does not exist \(1 of 2"):
         Trainer(cfg)
     assert not (tmp_path / "out").exists()  # nothing was built or written
