@@ -15,7 +15,7 @@ docs_includes = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(docs_includes)
 
 PAGES = docs_includes.pages(REPO)
-TOP_FOLDERS = ("benchmarks", "configs", "docs", "fad_d2", "genotypes", "pretrained", "scripts", "tests")
+TOP_FOLDERS = ("benchmarks", "configs", "docs", "fad_d2", "genotypes", "pretrained", "scripts", "studies", "tests")
 # `path` or (path) in Markdown: a repository path, possibly with {a,b} alternatives
 CITED = re.compile(r"[`(]((?:%s)/[\w./{},-]*[\w}/])[`)]" % "|".join(TOP_FOLDERS))
 LAYOUT_ENTRY = re.compile(r"^( +)(\S+)")
