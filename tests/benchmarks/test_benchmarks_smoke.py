@@ -1,7 +1,6 @@
 """Every benchmark runs at tiny sizes and returns what the report reads (the full sizes run in
 ``make bench``)."""
 import json
-import os
 
 import pytest
 import torch
@@ -191,27 +190,3 @@ def test_gpu_check_smoke(tmp_path):
     table = (tmp_path / "gpu_check.md").read_text()
     assert table.count("| fp32 |") == 2 and table.count("| amp |") == 2
     assert all(f"| {name} | ≤ {bound} |" in table for name, bound in gpu_check.TARGETS.items())
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_budgeted_search_reuses_the_study_and_resumes(tmp_path):
-    """``benchmarks.budgeted_search --tiny``: the unconstrained variant and the stock head are the
-    study's runs of the seed (run there when missing), a FLOPs-budgeted search and its training
-    run beside; a second call redoes nothing."""
-    from benchmarks import budgeted_search
-    study, out = tmp_path / "study", tmp_path / "budgeted"
-    argv = ["--tiny", "--only", "unconstrained,flops_0.7", "--seed", "1", "--jobs", "2", "--repeats", "1",
-            "--study-dir", str(study), "--output-dir", str(out)]
-    budgeted_search.main(argv)
-    results = json.loads((out / "results.json").read_text())
-    assert results["seed"] == 1 and results["stock"]["run"] == str(study / "stock_1")
-    assert results["variants"]["unconstrained"]["runs"] == [str(study / "search_1"), str(study / "searched_1")]
-    flops = results["variants"]["flops_0.7"]
-    assert flops["search_cost_report"]["metric"] == "flops"
-    for r in [results["stock"], *results["variants"].values()]:
-        assert 0.0 <= r["ap"]["AP"] <= 100.0
-    done = {p: os.path.getmtime(p) for p in tmp_path.glob("**/run.json")}
-    assert len(done) == 5  # stock + two searches + two trainings
-    budgeted_search.main(argv)
-    assert {p: os.path.getmtime(p) for p in tmp_path.glob("**/run.json")} == done

@@ -139,8 +139,10 @@ def test_a_trained_head_other_than_the_priced_one_is_named(tmp_path, caplog):
     assert shipped.SEARCH.TRAIN_CONFIG
     with caplog.at_level("WARNING", logger=cost_penalty_module.__name__):
         assert not cost_penalty_module.warn_if_not_the_trained_head(shipped), "the demo search prices the demo's head"
-        assert cost_penalty_module.warn_if_not_the_trained_head(tiny_search_cfg(tmp_path))  # c′ 32, trained at 64
-    assert "MODEL.FAD.INNER_CHANNELS [32, 32]" in caplog.text and "[64, 64]" in caplog.text
+        # c′ 48 priced, the training config's 32 trained
+        assert cost_penalty_module.warn_if_not_the_trained_head(tiny_search_cfg(tmp_path, "MODEL.FAD.INNER_CHANNELS",
+                                                                                "[48, 48]"))
+    assert "MODEL.FAD.INNER_CHANNELS [48, 48]" in caplog.text and "[32, 32]" in caplog.text
     assert "NUM_CELLS" not in caplog.text
     assert not cost_penalty_module.warn_if_not_the_trained_head(tiny_search_cfg(tmp_path, "SEARCH.TRAIN_CONFIG", ""))
 

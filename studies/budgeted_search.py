@@ -2,9 +2,9 @@
 against the unconstrained one (the paper's), each derived head trained and evaluated like the
 demo's, with its measured CPU latency and FLOPs beside the stock head's.
 
-    python -m benchmarks.budgeted_search                   # the three searches below, CPU
-    python -m benchmarks.budgeted_search --study-dir output/study --only latency_1.0,flops_0.7 --jobs 2
-    python -m benchmarks.budgeted_search --tiny            # a smoke run (a few iterations each)
+    python -m studies.budgeted_search                   # the three searches below, CPU
+    python -m studies.budgeted_search --study-dir output/study --only latency_1.0,flops_0.7 --jobs 2
+    python -m studies.budgeted_search --tiny            # a smoke run (a few iterations each)
 
 Variants: ``unconstrained`` (SEARCH.COST.WEIGHT 0), ``latency_1.0`` (latency budget = the stock
 head's CPU latency), ``flops_0.7`` (FLOPs budget = 0.7× the stock head's).  For each: the demo
@@ -27,10 +27,10 @@ from typing import Dict, Tuple
 
 from fad_d2.demo.steps import AP_KEYS, Step, final_bbox_metrics, thread_env, threads_per_job
 from fad_d2.engine.setup import load_cfg
-from run_demo import FAD_CONFIG, SEARCH_CONFIG, STOCK_CONFIG
+from fad_d2.demo.run import FAD_CONFIG, SEARCH_CONFIG, STOCK_CONFIG
 
-from . import derived_head
-from .common import Settings, machine_info, markdown_table, repo_path, write_json
+from benchmarks import derived_head
+from benchmarks.common import Settings, machine_info, markdown_table, repo_path, write_json
 
 VARIANTS = {
     "unconstrained": (),
