@@ -26,7 +26,7 @@ bench-gpu: install  ## the GPU check: RepShare block and search step, fp32 and A
 	@$(PY) -m benchmarks.gpu_check
 
 study: install  ## searched (α and perturbation rule) vs equal-cost random vs stock heads (many hours on 2 cores; resumable)
-	@$(PY) -m studies.search_quality --arms stock searched perturbed matched noise --seeds 6 --arm-seeds matched=12 \
+	@$(PY) -m studies.search_quality --arms stock searched perturbed matched noise paper --seeds 6 --arm-seeds matched=12 \
 		--work-dir output/study --results-dir studies/results/converged
 
 pretrain: install  ## re-create the demo's pre-trained backbone (pretrained/fad_synth_R_18_FPN_demo.pth; two stages, ~55 min)

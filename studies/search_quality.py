@@ -23,7 +23,9 @@ Arms, every one trained on the same schedule from the same frozen pre-trained ba
   genotypes of the sampler's seeds 2000, 2001, … (member k trained with seed k); planned once
   every searched run has finished;
 * ``noise``: training noise alone — the first searched genotype and the first matched one, each
-  trained with training seeds 100…100+``--noise-seeds``−1.
+  trained with training seeds 100…100+``--noise-seeds``−1;
+* ``paper``: the architecture the paper reports (searched on VOC by the authors, their released
+  two-input cell; ``configs/Demo/fad_fcos_R_18_FPN_demo_paper.yaml``), training seeds 0…n−1.
 
 ``--arms`` picks the arms (default: stock, searched, matched, noise); ``--arm-seeds ARM=N …`` gives
 the named arms n = N runs in place of ``--seeds`` (for example ``--seeds 6 --arm-seeds matched=12``).
@@ -74,8 +76,9 @@ FAD_CONFIG = "configs/Demo/fad_fcos_R_18_FPN_demo.yaml"
 SEARCH_CONFIG = "configs/Demo/search_fad_fcos_R_18_FPN_demo.yaml"
 # expected wall times on 2 idle cores with two runs side by side (the ETA before runs time themselves)
 NOMINAL_S = {"stock": 600.0, "fad": 800.0, "search": 1800.0}
-ARMS = ("stock", "random", "searched", "perturbed", "sized", "matched", "noise")
-DEFAULT_ARMS = ("stock", "searched", "perturbed", "matched", "noise")
+PAPER_CONFIG = "configs/Demo/fad_fcos_R_18_FPN_demo_paper.yaml"  # the paper's published architecture
+ARMS = ("stock", "random", "searched", "perturbed", "sized", "matched", "noise", "paper")
+DEFAULT_ARMS = ("stock", "searched", "perturbed", "matched", "noise", "paper")
 AFTER_SEARCH_ARMS = ("perturbed", "matched", "noise")  # planned once every searched run has its record
 SIZED_FIRST_CANDIDATE = 1000  # the sized arm's sampler seeds start here, apart from the random arm's 0…n−1
 MATCHED_FIRST_CANDIDATE = 2000  # the matched arm's
@@ -105,23 +108,28 @@ class Run:
 class DemoHeadSize:
     """Genotype (or ``None``: the stock head) → ``{"head_params", "head_gflops"}`` of the demo head
     at the test size, the same numbers as :func:`fad_d2.analyze.analyze_model`'s head (fvcore on
-    the head alone, one image).  The configs are loaded once (unchecked: the FAD config's own
+    the head alone, one image).  Each config is loaded once (unchecked: the FAD config's own
     ``MODEL.FAD.GENOTYPE``, the demo search's output, need not exist yet)."""
 
     def __init__(self, opts: Sequence[str] = ()):
-        extra = [*opts, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""]
-        self.fad = load_cfg(repo_path(FAD_CONFIG), extra, check=False)
-        self.stock = load_cfg(repo_path(STOCK_CONFIG), extra, check=False)
-        sizes = level_sizes(self.fad.INPUT.MIN_SIZE_TEST, self.fad.INPUT.MAX_SIZE_TEST)
-        self.features = [torch.zeros(1, self.fad.MODEL.FPN.OUT_CHANNELS, h, w) for h, w in sizes]
+        self.opts = [*opts, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""]
+        self.cfgs = {}
+        fad = self.cfg(FAD_CONFIG)
+        sizes = level_sizes(fad.INPUT.MIN_SIZE_TEST, fad.INPUT.MAX_SIZE_TEST)
+        self.features = [torch.zeros(1, fad.MODEL.FPN.OUT_CHANNELS, h, w) for h, w in sizes]
 
-    def __call__(self, genotype: Optional[Genotype], flops: bool = True) -> Dict[str, float]:
-        """The head's cost; ``flops=False``: its parameters alone (no fvcore trace, a tenth of
-        the time)."""
+    def cfg(self, config: str):
+        if config not in self.cfgs:
+            self.cfgs[config] = load_cfg(repo_path(config), self.opts, check=False)
+        return self.cfgs[config]
+
+    def __call__(self, genotype: Optional[Genotype], flops: bool = True, config: str = FAD_CONFIG) -> Dict[str, float]:
+        """The cost of ``config``'s head with ``genotype`` (``None``: the stock head);
+        ``flops=False``: its parameters alone (no fvcore trace, a tenth of the time)."""
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = self.stock.clone()
+            cfg = self.cfg(STOCK_CONFIG).clone()
             if genotype is not None:
-                cfg = self.fad.clone()
+                cfg = self.cfg(config).clone()
                 cfg.MODEL.FAD.GENOTYPE = os.path.join(tmp, "genotype.json")
                 save_genotype(genotype, cfg.MODEL.FAD.GENOTYPE)
             head = build_head(cfg).eval()
@@ -248,6 +256,12 @@ class Planner:
             save_genotype(sample_random_genotype("full", seed=k), genotype, meta={"random_seed": k})
         return self.fad_training("random", f"random_{k}", k, genotype)
 
+    def paper(self, k: int) -> Run:
+        genotype = load_cfg(repo_path(PAPER_CONFIG), self.opts, check=False).MODEL.FAD.GENOTYPE
+        train = Step(f"paper seed {k}", "train_net.py", PAPER_CONFIG, os.path.join(self.work_dir, f"paper_{k}"),
+                     ["SEED", k, *self.opts], NOMINAL_S["fad"], self.env)
+        return Run("paper", f"paper_{k}", train, genotype=genotype)
+
     def stock(self, k: int) -> Run:
         train = Step(f"stock seed {k}", "train_net.py", STOCK_CONFIG, os.path.join(self.work_dir, f"stock_{k}"),
                      ["SEED", k, *self.opts], NOMINAL_S["stock"], self.env)
@@ -272,11 +286,11 @@ def plan_runs(work_dir: str, seeds: Sequence[int], opts: Sequence[str], env: Dic
     check_arms(arms, sized_band, arm_seeds)
     seeds_of = seeds_by_arm(arms, seeds, arm_seeds)
     planner = Planner(work_dir, opts, env)
-    builders = {"searched": planner.searched, "random": planner.random, "stock": planner.stock}
+    builders = {"searched": planner.searched, "random": planner.random, "paper": planner.paper, "stock": planner.stock}
     if "sized" in arms:
         sized = sized_genotype_files(planner.gdir, seeds_of["sized"], sized_band, opts)
         builders["sized"] = lambda k: planner.fad_training("sized", f"sized_{k}", k, sized[k])
-    return [builders[arm](k) for arm in ("searched", "random", "sized", "stock") if arm in arms
+    return [builders[arm](k) for arm in ("searched", "random", "sized", "paper", "stock") if arm in arms
             for k in seeds_of[arm]]
 
 
@@ -331,7 +345,8 @@ class Records:
     def write(self, run: Run) -> dict:
         """Record the finished ``run`` (its genotype read from its file, the CPU from this machine)."""
         genotype = load_genotype(run.genotype) if run.genotype else None
-        record = {"name": run.name, "arm": run.arm, **final_bbox_metrics(run.train.output_dir), **self.size(genotype),
+        record = {"name": run.name, "arm": run.arm, "config": run.train.config,
+                  **final_bbox_metrics(run.train.output_dir), **self.size(genotype, config=run.train.config),
                   "genotype": genotype_to_dict(genotype) if genotype else None,
                   "train_s": run.train.seconds(), "search_s": run.search.seconds() if run.search else None,
                   "machine": machine_info(Settings(device="cpu", threads=int(run.train.env.get("OMP_NUM_THREADS", 0))
@@ -383,7 +398,7 @@ def head_latencies(records: Dict[str, dict], opts: Sequence[str], repeats: int) 
                 path = os.path.join(tmp, f"{name}.json")
                 save_genotype(genotype_from_dict(record["genotype"]), path)
                 extra = ["MODEL.FAD.GENOTYPE", path]
-            config = STOCK_CONFIG if record["genotype"] is None else FAD_CONFIG
+            config = STOCK_CONFIG if record["genotype"] is None else record["config"]
             cfgs[name] = load_cfg(repo_path(config), [*opts, *extra, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
         heads = {name: build_head(cfg).eval() for name, cfg in cfgs.items()}
     any_cfg = next(iter(cfgs.values()))
@@ -409,7 +424,7 @@ def compare(records: Sequence[dict]) -> dict:
     out = {"summary": summarize(arms), "differences": {}}
     ap = {arm: [r["AP"] for r in runs] for arm, runs in arms.items()}
     for a, b in (("searched", "matched"), ("perturbed", "matched"), ("perturbed", "searched"), ("searched", "stock"),
-                 ("matched", "stock"), ("searched", "random")):
+                 ("matched", "stock"), ("searched", "random"), ("paper", "stock"), ("searched", "paper")):
         if len(ap[a]) >= 2 and len(ap[b]) >= 2:
             out["differences"][f"{a} - {b}"] = mean_difference(ap[a], ap[b])
     if ap["matched"]:

@@ -36,15 +36,17 @@ def test_summarize_mean_std_n():
 def test_study_runs_aggregates_and_resumes(tmp_path):
     results = tmp_path / "results"
     argv = ["--seeds", "2", "--jobs", "2", "--work-dir", str(tmp_path / "work"), "--results-dir", str(results),
-            "--latency-repeats", "1", "--arms", "stock", "searched", "perturbed", "matched", "noise", "--noise-seeds", "1",
-            "--arm-seeds", "stock=1", "matched=2", "--match-tolerance", "0.5", *TINY_OPTS]
+            "--latency-repeats", "1", "--arms", "stock", "searched", "perturbed", "matched", "noise", "paper",
+            "--noise-seeds", "1",
+            "--arm-seeds", "stock=1", "matched=2", "paper=1", "--match-tolerance", "0.5", *TINY_OPTS]
     search_quality.main(argv)
     data = json.loads((results / "search_quality.json").read_text())
     names = {"stock_0", "searched_0", "searched_1", "perturbed_0", "perturbed_1", "matched_0", "matched_1",
-             "noise_searched_100", "noise_matched_100"}
+             "noise_searched_100", "noise_matched_100", "paper_0"}
     assert set(data["runs"]) == names
     assert sorted(p.name for p in (results / "runs").iterdir()) == sorted(f"{n}.json" for n in names)
-    assert set(data["summary"]) == {"stock", "searched", "perturbed", "matched", "noise"}
+    assert set(data["summary"]) == {"stock", "searched", "perturbed", "matched", "noise", "paper"}
+    assert data["runs"]["paper_0"]["genotype"]["cell"] == "released"
     for run in data["runs"].values():
         assert 0.0 <= run["AP"] <= 100.0
         assert run["head_params"] > 0 and run["head_gflops"] > 0 and run["head_latency_ms"] > 0
@@ -70,7 +72,7 @@ def test_study_runs_aggregates_and_resumes(tmp_path):
     assert "searched - matched: " in (results / "search_quality.md").read_text()
 
     done = {p: os.path.getmtime(p) for p in (tmp_path / "work").glob("*/run.json")}
-    assert len(done) == 11  # two searches + nine trainings
+    assert len(done) == 12  # two searches + ten trainings
     search_quality.main(argv)  # the same command again: nothing is re-run
     assert {p: os.path.getmtime(p) for p in (tmp_path / "work").glob("*/run.json")} == done
     shutil.rmtree(tmp_path / "work")  # a fresh clone with the committed records: nothing is re-run either
@@ -80,16 +82,21 @@ def test_study_runs_aggregates_and_resumes(tmp_path):
 
 
 def test_demo_head_size_is_what_analyze_reports(tmp_path):
-    """The study's quick cost (the head alone) equals ``python -m fad_d2.analyze``'s head numbers."""
+    """The study's quick cost (the head alone) equals ``python -m fad_d2.analyze``'s head numbers,
+    for a FAD head, the stock head and the paper arm's head (its own config)."""
     genotype = sample_random_genotype("full", seed=3)
     path = str(tmp_path / "g.json")
     save_genotype(genotype, path)
     size = search_quality.DemoHeadSize()
+    paper = search_quality.Planner(str(tmp_path), [], {}).paper(0)
+    assert paper.name == "paper_0" and paper.train.config == search_quality.PAPER_CONFIG
     for config, opts, g in ((search_quality.FAD_CONFIG, ["MODEL.FAD.GENOTYPE", path], genotype),
-                            (search_quality.STOCK_CONFIG, [], None)):
+                            (search_quality.STOCK_CONFIG, [], None),
+                            (search_quality.PAPER_CONFIG, [], load_genotype(paper.genotype))):  # the released cell
         cfg = load_cfg(os.path.join(REPO, config), [*opts, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
         head = analyze_model(cfg, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)["head"]
-        assert size(g) == {"head_params": head["params"], "head_gflops": pytest.approx(head["gflops"], rel=1e-12)}
+        assert size(g, config=config) == {"head_params": head["params"],
+                                          "head_gflops": pytest.approx(head["gflops"], rel=1e-12)}
 
 
 def test_matched_members_cost_what_the_searched_heads_cost(tmp_path):
