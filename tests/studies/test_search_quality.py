@@ -66,7 +66,8 @@ def test_study_runs_aggregates_and_resumes(tmp_path):
     assert data["runs"]["noise_matched_100"]["genotype"] == data["runs"]["matched_0"]["genotype"]
     diff = data["differences"]["searched - matched"]
     assert diff["ci_low"] <= diff["difference"] <= diff["ci_high"] and diff["n_a"] == diff["n_b"] == 2
-    assert set(data["searched_percentile_among_matched"]) == {"searched_0", "searched_1"}
+    assert set(data["searched_percentile_among_matched"]) == {"searched_0", "searched_1",
+                                                              "perturbed_0", "perturbed_1"}
     assert data["searches"]["n"] == 2 and len(data["searches"]["minutes"]) == 2
     assert (results / "comparison.png").stat().st_size > 0
     assert "searched - matched: " in (results / "search_quality.md").read_text()
