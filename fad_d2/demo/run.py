@@ -58,7 +58,7 @@ def main(argv=None):
     side_by_side = device == "cpu" and (os.cpu_count() or 1) >= 2
     one_thread = thread_env(1) if side_by_side else {}
     search = Step("FAD-FCOS search", "search_net.py", SEARCH_CONFIG, os.path.join(out, "search"), weights,
-                  nominal_s=780, env=one_thread)
+                  nominal_s=1800, env=one_thread)
     genotype = os.path.join(search.output_dir, "genotype_final.json")
     stock = Step("stock FCOS training + evaluation", "train_net.py", STOCK_CONFIG, os.path.join(out, "fcos"),
                  weights, nominal_s=660, env=one_thread)
