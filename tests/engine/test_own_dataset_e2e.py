@@ -14,8 +14,8 @@ from tests.data.own_dataset import own_dataset_opts, write_own_dataset
 from tests.export.test_export import NO_TIE_BREAKING
 from tests.search.utils import SEARCH_CONFIG, tiny_search_opts
 
-# c′ = 32 (tiny_search_opts) keeps one channel per GroupNorm group: at batch 1 (test time) P7
-# needs more than one pixel, so the test images are resized to 160-256 px.
+# c′ = 32 in GroupNorm(16) keeps two channels per group: at batch 1 (test time) a one-pixel P7
+# would leave two values per group, so the test images are resized to 160-256 px.
 # A score threshold that a head trained for a few iterations passes, so that there is an AP table.
 TEST_SIZE = ("INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "256", "MODEL.FCOS.SCORE_THRESH_TEST", "0.01")
 SCHEDULE = ("SOLVER.MAX_ITER", "6", "SOLVER.WARMUP_ITERS", "1", "SOLVER.CHECKPOINT_PERIOD", "1000")
